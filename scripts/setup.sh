@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Creates .venv (project-local) with exactly the packages in requirements.lock and installs
+# this project into it in editable mode. A re-run with nothing changed returns in about a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV_VERSION=0.13.8
+VENV=.venv
+stamp_key=$(cat requirements.lock pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+stamp="$VENV/.installed-$stamp_key"
+
+if [ -f "$stamp" ]; then
+  exit 0
+fi
+
+python=$(bash scripts/find_python.sh)
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then
+  echo "setup: creating $VENV with $python"
+  rm -rf "$VENV"
+  "$python" -m venv "$VENV"
+fi
+start=$(date +%s)
+# uv installs the ~270 locked packages in parallel; pip is kept for TFX, which pip-installs
+# user-module wheels at run time.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION"
+export UV_PYTHON_DOWNLOADS=never
+echo "setup: installing requirements.lock into $VENV"
+"$VENV/bin/uv" pip sync -q --python "$VENV/bin/python" requirements.lock
+"$VENV/bin/uv" pip install -q --python "$VENV/bin/python" "uv==$UV_VERSION" pip
+"$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps -e .
+rm -f "$VENV"/.installed-*
+touch "$stamp"
+echo "setup: done in $(( $(date +%s) - start ))s"
