@@ -1,0 +1,303 @@
+"""NVAE building blocks, channels-last, backend-agnostic Keras 3.
+
+Every layer takes its input channel count up front (as PyTorch does) and
+creates its weights in the constructor, so a model is complete, countable and
+loadable before it has seen data.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+# PyTorch's BatchNorm momentum 0.05 (new = 0.95 old + 0.05 batch) is Keras' 0.95.
+BN_MOMENTUM = 0.95
+BN_EPSILON = 1e-5
+RESIDUAL_SCALE = 0.1  # the branch, not the skip, is scaled in every cell
+
+
+def torch_uniform(fan_in):
+    """PyTorch's default conv/linear init: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
+def batch_norm(channels, dtype=None):
+    bn = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype)
+    bn.build((None, None, None, channels))
+    return bn
+
+
+def upsample_nearest(x):
+    return ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def _align_corners_matrix(size):
+    """[2*size, size] linear-interpolation weights of a x2 resize with align_corners=True."""
+    out = 2 * size
+    src = np.arange(out) * ((size - 1) / (out - 1))
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, size - 1)
+    frac = src - lo
+    weights = np.zeros((out, size), np.float32)
+    weights[np.arange(out), lo] += 1.0 - frac
+    weights[np.arange(out), hi] += frac
+    return weights
+
+
+def upsample_bilinear_align_corners(x):
+    """x2 bilinear resize with align_corners=True, as PyTorch's F.interpolate.
+
+    Keras' UpSampling2D('bilinear') uses half-pixel centres, which gives
+    different values; here the separable interpolation is two small matmuls.
+    """
+    rows = ops.cast(_align_corners_matrix(x.shape[1]), x.dtype)
+    cols = ops.cast(_align_corners_matrix(x.shape[2]), x.dtype)
+    x = ops.einsum("ih,bhwc->biwc", rows, x)
+    return ops.einsum("jw,biwc->bijc", cols, x)
+
+
+@keras.saving.register_keras_serializable("nvae")
+class Conv2D(keras.layers.Layer):
+    """Convolution with PyTorch padding, optional weight norm and kernel mask.
+
+    Weight norm: kernel = exp(log_weight_norm) * w / (|w| + 1e-5) per output
+    channel, with log_weight_norm initialised to log(|w| + 0.01). A mask (for
+    autoregressive flows) multiplies w before normalisation.
+    """
+
+    def __init__(self, in_channels, filters, kernel_size=1, strides=1, use_bias=True,
+                 weight_norm=True, depthwise=False, mask=None, norm_scale=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.strides = strides
+        self.padding = (kernel_size - 1) // 2
+        self.depthwise = depthwise
+        self.mask = None if mask is None else np.asarray(mask, np.float32)
+        # Depthwise kernels are [k, k, C, 1]; the norm is taken per C.
+        self._norm_axes = (0, 1, 3) if depthwise else (0, 1, 2)
+        fan_in = kernel_size * kernel_size * (1 if depthwise else in_channels)
+        shape = (kernel_size, kernel_size, in_channels, 1 if depthwise else filters)
+        self.kernel = self.add_weight(shape=shape, initializer=torch_uniform(fan_in), name="kernel")
+        self.bias = (self.add_weight(shape=(filters,), initializer=torch_uniform(fan_in), name="bias")
+                     if use_bias else None)
+        self.log_weight_norm = None
+        if weight_norm:
+            self.log_weight_norm = self.add_weight(shape=(filters,), initializer="zeros",
+                                                   name="log_weight_norm")
+            norm = np.sqrt(np.sum(np.square(self._masked(self.kernel.numpy())), axis=self._norm_axes))
+            self.log_weight_norm.assign(np.log(norm + 1e-2) + math.log(norm_scale))
+
+    def _masked(self, kernel):
+        return kernel if self.mask is None else kernel * self.mask
+
+    def effective_kernel(self):
+        """The kernel the convolution uses, in float32 (also used by spectral regularisation)."""
+        kernel = self._masked(ops.cast(self.kernel, "float32"))
+        if self.log_weight_norm is None:
+            return kernel
+        norm = ops.sqrt(ops.sum(ops.square(kernel), axis=self._norm_axes))
+        scale = ops.exp(ops.cast(self.log_weight_norm, "float32")) / (norm + 1e-5)
+        return kernel * (scale[:, None] if self.depthwise else scale)
+
+    @property
+    def matrix_shape(self):
+        """Shape of the kernel as an [out, fan_in] matrix (spectral regularisation)."""
+        k, _, cin, cout = self.kernel.shape
+        return (cin, k * k) if self.depthwise else (cout, k * k * cin)
+
+    def kernel_matrix(self):
+        rows, cols = self.matrix_shape
+        return ops.transpose(ops.reshape(self.effective_kernel(), (cols, rows)))
+
+    def call(self, x):
+        kernel = ops.cast(self.effective_kernel(), x.dtype)
+        if self.strides > 1 and self.padding:
+            # PyTorch pads symmetrically; 'same' with stride 2 would shift the grid.
+            p = self.padding
+            x = ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
+            padding = "valid"
+        else:
+            padding = "same" if self.padding else "valid"
+        conv = ops.depthwise_conv if self.depthwise else ops.conv
+        y = conv(x, kernel, strides=self.strides, padding=padding)
+        return y if self.bias is None else y + ops.cast(self.bias, y.dtype)
+
+
+@keras.saving.register_keras_serializable("nvae")
+class BNSwish(keras.layers.Layer):
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.bn = batch_norm(channels, self.dtype_policy)
+
+    def call(self, x, training=False):
+        return ops.silu(self.bn(x, training=training))
+
+
+@keras.saving.register_keras_serializable("nvae")
+class SqueezeExcite(keras.layers.Layer):
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        hidden = max(channels // 16, 4)
+        self.fc1 = keras.layers.Dense(hidden, activation="relu", kernel_initializer=torch_uniform(channels),
+                                      bias_initializer=torch_uniform(channels), dtype=self.dtype_policy)
+        self.fc2 = keras.layers.Dense(channels, activation="sigmoid", kernel_initializer=torch_uniform(hidden),
+                                      bias_initializer=torch_uniform(hidden), dtype=self.dtype_policy)
+        self.fc1.build((None, channels))
+        self.fc2.build((None, hidden))
+
+    def call(self, x):
+        gate = self.fc2(self.fc1(ops.mean(x, axis=(1, 2))))
+        return x * gate[:, None, None, :]
+
+
+@keras.saving.register_keras_serializable("nvae")
+class FactorizedReduce(keras.layers.Layer):
+    """Down-sampling skip: Swish, then four 1x1 stride-2 convs on shifted grids."""
+
+    def __init__(self, in_channels, out_channels, **kwargs):
+        super().__init__(**kwargs)
+        quarter = out_channels // 4
+        sizes = [quarter, quarter, quarter, out_channels - 3 * quarter]
+        self.convs = [Conv2D(in_channels, n, 1, strides=2, dtype=self.dtype_policy) for n in sizes]
+
+    def call(self, x):
+        x = ops.silu(x)
+        shifted = [x, x[:, 1:, 1:], x[:, :, 1:], x[:, 1:, :]]
+        return ops.concatenate([conv(s) for conv, s in zip(self.convs, shifted)], axis=-1)
+
+
+@keras.saving.register_keras_serializable("nvae")
+class UpsampleSkip(keras.layers.Layer):
+    """Up-sampling skip: bilinear (align_corners) x2, then a bias-free 1x1 conv halving channels."""
+
+    def __init__(self, in_channels, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = Conv2D(in_channels, in_channels // 2, 1, use_bias=False, dtype=self.dtype_policy)
+
+    def call(self, x):
+        return self.conv(upsample_bilinear_align_corners(x))
+
+
+@keras.saving.register_keras_serializable("nvae")
+class ResidualBranch(keras.layers.Layer):
+    """Encoder branch: (BN-Swish-Conv3x3) twice; only the first conv carries the stride."""
+
+    def __init__(self, in_channels, out_channels, strides, **kwargs):
+        super().__init__(**kwargs)
+        dtype = self.dtype_policy
+        self.act1 = BNSwish(in_channels, dtype=dtype)
+        self.conv1 = Conv2D(in_channels, out_channels, 3, strides=strides, dtype=dtype)
+        self.act2 = BNSwish(out_channels, dtype=dtype)
+        self.conv2 = Conv2D(out_channels, out_channels, 3, dtype=dtype)
+
+    def call(self, x, training=False):
+        x = self.conv1(self.act1(x, training=training))
+        return self.conv2(self.act2(x, training=training))
+
+
+@keras.saving.register_keras_serializable("nvae")
+class InvertedResidualBranch(keras.layers.Layer):
+    """Decoder branch: [nearest x2] BN, 1x1 expand, depthwise 5x5, 1x1 project, BN.
+
+    The expansion is relative to the input (pre-upsampling) channels; these
+    convs are not weight-normalised in the official model.
+    """
+
+    def __init__(self, in_channels, out_channels, expansion, upsample, **kwargs):
+        super().__init__(**kwargs)
+        dtype = self.dtype_policy
+        hidden = int(round(in_channels * expansion))
+        self.upsample = upsample
+        self.bn_in = batch_norm(in_channels, dtype)
+        self.expand = Conv2D(in_channels, hidden, 1, use_bias=False, weight_norm=False, dtype=dtype)
+        self.act1 = BNSwish(hidden, dtype=dtype)
+        self.depthwise = Conv2D(hidden, hidden, 5, use_bias=False, weight_norm=False, depthwise=True,
+                                dtype=dtype)
+        self.act2 = BNSwish(hidden, dtype=dtype)
+        self.project = Conv2D(hidden, out_channels, 1, use_bias=False, weight_norm=False, dtype=dtype)
+        self.bn_out = batch_norm(out_channels, dtype)
+
+    def call(self, x, training=False):
+        if self.upsample:
+            x = upsample_nearest(x)
+        x = self.expand(self.bn_in(x, training=training))
+        x = self.depthwise(self.act1(x, training=training))
+        x = self.project(self.act2(x, training=training))
+        return self.bn_out(x, training=training)
+
+
+@keras.saving.register_keras_serializable("nvae")
+class Cell(keras.layers.Layer):
+    """skip(x) + 0.1 * SE(branch(x)), the residual cell used everywhere in NVAE.
+
+    direction: 'normal' keeps the shape, 'down' halves the resolution and
+    doubles the channels, 'up' does the reverse. expansion=None selects the
+    encoder branch, otherwise the inverted-residual decoder branch.
+    """
+
+    def __init__(self, in_channels, direction="normal", expansion=None, use_se=True, **kwargs):
+        super().__init__(**kwargs)
+        dtype = self.dtype_policy
+        out_channels = {"normal": in_channels, "down": 2 * in_channels, "up": in_channels // 2}[direction]
+        self.out_channels = out_channels
+        if direction == "down":
+            self.skip = FactorizedReduce(in_channels, out_channels, dtype=dtype)
+        elif direction == "up":
+            self.skip = UpsampleSkip(in_channels, dtype=dtype)
+        else:
+            self.skip = None
+        if expansion is None:
+            if direction == "up":
+                raise ValueError("the encoder branch has no up-sampling variant")
+            strides = 2 if direction == "down" else 1
+            self.branch = ResidualBranch(in_channels, out_channels, strides, dtype=dtype)
+        else:
+            if direction == "down":
+                raise ValueError("the decoder branch has no down-sampling variant")
+            self.branch = InvertedResidualBranch(in_channels, out_channels, expansion,
+                                                 upsample=direction == "up", dtype=dtype)
+        self.se = SqueezeExcite(out_channels, dtype=dtype) if use_se else None
+
+    def call(self, x, training=False):
+        skip = x if self.skip is None else self.skip(x)
+        branch = self.branch(x, training=training)
+        if self.se is not None:
+            branch = self.se(branch)
+        return skip + RESIDUAL_SCALE * branch
+
+
+@keras.saving.register_keras_serializable("nvae")
+class EncoderCombiner(keras.layers.Layer):
+    """Posterior features: encoder features + 1x1 conv of the decoder state."""
+
+    def __init__(self, enc_channels, dec_channels, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = Conv2D(dec_channels, enc_channels, 1, dtype=self.dtype_policy)
+
+    def call(self, enc, dec):
+        return enc + self.conv(dec)
+
+
+@keras.saving.register_keras_serializable("nvae")
+class DecoderCombiner(keras.layers.Layer):
+    """New decoder state: 1x1 conv of concat(state, z)."""
+
+    def __init__(self, channels, latent_channels, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = Conv2D(channels + latent_channels, channels, 1, dtype=self.dtype_policy)
+
+    def call(self, state, z):
+        return self.conv(ops.concatenate([state, ops.cast(z, state.dtype)], axis=-1))
+
+
+@keras.saving.register_keras_serializable("nvae")
+class ELUConv(keras.layers.Layer):
+    """ELU then a weight-normalised conv with bias (prior heads, output head)."""
+
+    def __init__(self, in_channels, filters, kernel_size, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = Conv2D(in_channels, filters, kernel_size, dtype=self.dtype_policy)
+
+    def call(self, x):
+        return self.conv(ops.elu(x))
