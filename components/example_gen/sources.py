@@ -1,6 +1,7 @@
 """Per-source readers: validate a source up front, then read each split in parallel with Beam.
 
-Each reader yields tf.train.Example records in the layout of records.py; a record that cannot
+Each reader yields serialized tf.train.Example records (bytes, so Beam moves them with its
+fast bytes coder) in the layout of records.py; a record that cannot
 be read is either fatal (DataError naming the file) or, under on_corrupt='skip', sent to the
 'skipped' output as '<file>\\t<reason>' so the executor can count and log it.
 """
@@ -69,15 +70,18 @@ def validate(options: SourceOptions) -> Dict[str, object]:
   return tfds_source.split_files(TFDS_NAMES[options.dataset], options.data_dir)
 
 
+@beam.typehints.with_output_types(bytes)
 class _ReadIdxPair(beam.DoFn):
 
   def process(self, pair):
     images, labels = idx.read_idx_pair(*pair)
     prefix = os.path.basename(pair[0]).split('-')[0]
     for i, (image, label) in enumerate(zip(images, labels)):
-      yield records.mnist_example(image.tobytes(), int(label), f'{prefix}-{i:05d}')
+      yield records.mnist_example(image.tobytes(), int(label),
+                                  f'{prefix}-{i:05d}').SerializeToString()
 
 
+@beam.typehints.with_output_types(bytes)
 class _ReadEmbedded(beam.DoFn):
   """Loads the 5,000 digits once per worker and emits the requested indices."""
 
@@ -86,7 +90,7 @@ class _ReadEmbedded(beam.DoFn):
 
   def process(self, index):
     yield records.mnist_example(self._images[index].tobytes(), int(self._labels[index]),
-                                f'embedded-{index:04d}')
+                                f'embedded-{index:04d}').SerializeToString()
 
 
 def _skip_or_raise(options: SourceOptions, error: DataError):
@@ -95,6 +99,7 @@ def _skip_or_raise(options: SourceOptions, error: DataError):
   yield beam.pvalue.TaggedOutput(SKIPPED, f'{error.path}\t{error.problem}')
 
 
+@beam.typehints.with_output_types(bytes)
 class _ReadCelebAFile(beam.DoFn):
 
   def __init__(self, options: SourceOptions):
@@ -112,9 +117,10 @@ class _ReadCelebAFile(beam.DoFn):
     except DataError as e:
       yield from _skip_or_raise(self._options, e)
       return
-    yield records.celeba_example(data, file_name, shape)
+    yield records.celeba_example(data, file_name, shape).SerializeToString()
 
 
+@beam.typehints.with_output_types(bytes)
 class _TfdsToExample(beam.DoFn):
   """Converts a TFDS mnist/celeb_a record to this project's layout of the same dataset."""
 
@@ -132,10 +138,11 @@ class _TfdsToExample(beam.DoFn):
           pixels = np.asarray(img, dtype=np.uint8).reshape(-1)
         if pixels.size != 784:
           raise DataError(path, f'record {key}: image has {pixels.size} pixels, expected 784')
-        yield records.mnist_example(pixels.tobytes(), features['label'].int64_list.value[0], key)
+        yield records.mnist_example(pixels.tobytes(), features['label'].int64_list.value[0],
+                                    key).SerializeToString()
       else:
         shape = celeba.check_image(f'{path}[{key}]', image, self._options.celeba_shape)
-        yield records.celeba_example(image, key, shape)
+        yield records.celeba_example(image, key, shape).SerializeToString()
     except DataError as e:
       yield from _skip_or_raise(self._options, e)
 
@@ -153,8 +160,8 @@ def read_split(pipeline: beam.Pipeline, options: SourceOptions, split: str, work
         _ReadEmbedded())
     return examples, pipeline | f'NoSkips{label}' >> beam.Create([])
   if options.source == 'idx':
-    examples = (items | f'Read{label}' >> beam.ParDo(_ReadIdxPair())
-                | f'Spread{label}' >> beam.Reshuffle())
+    # WriteSplit reshuffles before writing, which spreads the records of the one file read.
+    examples = items | f'Read{label}' >> beam.ParDo(_ReadIdxPair())
     return examples, pipeline | f'NoSkips{label}' >> beam.Create([])
   if options.source == 'dir':
     # Reshuffle first so that file reads and JPEG checks spread over all workers.

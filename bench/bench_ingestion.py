@@ -1,0 +1,117 @@
+"""Times ExampleGen + Transform (examples/s) on the embedded 5,000 digits, a generated
+full-size MNIST IDX set (60,000 + 10,000) and a generated CelebA-layout folder of 178x218
+JPEGs, with the in-memory and the multi-processing DirectRunner.
+
+  python bench/bench_ingestion.py                      # everything (about 30 min on 2 cores)
+  python bench/bench_ingestion.py --datasets embedded --modes in_memory
+
+Figures are printed and appended, with machine and config, to bench/results.jsonl.
+"""
+import argparse
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pipeline import logging_setup  # noqa: E402
+
+MODES = {
+    'in_memory': ['--direct_running_mode=in_memory', '--direct_num_workers=1'],
+    'multi_processing': ['--direct_running_mode=multi_processing', '--direct_num_workers=2'],
+}
+
+
+def _write_face(args):
+  from tests import fixtures
+  path, seed = args
+  if not os.path.exists(path):
+    with open(path, 'wb') as f:
+      f.write(fixtures.jpeg_bytes(fixtures.face(seed)))
+
+
+def prepare(dataset: str, work_dir: str, celeba_images: int):
+  """Returns SourceOptions for the dataset, generating its files once under work_dir."""
+  from components.example_gen.options import SourceOptions
+  from tests import fixtures
+  if dataset == 'embedded':
+    return SourceOptions()
+  if dataset == 'mnist_full':
+    data_dir = os.path.join(work_dir, 'mnist_full')
+    if not os.path.exists(os.path.join(data_dir, 't10k-labels-idx1-ubyte.gz')):
+      fixtures.write_mnist_idx(data_dir, n_train=60000, n_test=10000, gz=True)
+    return SourceOptions(source='idx', data_dir=data_dir)
+  data_dir = os.path.join(work_dir, f'celeba_{celeba_images}')
+  image_dir = os.path.join(data_dir, 'img_align_celeba')
+  os.makedirs(image_dir, exist_ok=True)
+  # CelebA's own proportions: about 80% train, 10% valid, 10% test.
+  counts = (celeba_images * 8 // 10, celeba_images // 10)
+  counts += (celeba_images - sum(counts),)
+  names = [f'{i:06d}.jpg' for i in range(1, celeba_images + 1)]
+  with multiprocessing.Pool() as pool:
+    pool.map(_write_face, [(os.path.join(image_dir, n), i + 1) for i, n in enumerate(names)],
+             chunksize=256)
+  partitions = [p for p, c in enumerate(counts) for _ in range(c)]
+  with open(os.path.join(data_dir, 'list_eval_partition.txt'), 'w') as f:
+    f.writelines(f'{n} {p}\n' for n, p in zip(names, partitions))
+  return SourceOptions(dataset='celeba', source='dir', data_dir=data_dir)
+
+
+def run_once(source, beam_args, root: str):
+  """Runs the ingestion pipeline uncached; returns seconds spent in each component."""
+  from tfx import v1 as tfx
+
+  from pipeline import nvae_pipeline, report
+  metadata_path = os.path.join(root, 'metadata.sqlite')
+  pipeline = nvae_pipeline.create_pipeline(
+      pipeline_name='nvae-bench', pipeline_root=os.path.join(root, 'root'), source=source,
+      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+          metadata_path),
+      beam_pipeline_args=beam_args, enable_cache=False)
+  start = time.time()
+  tfx.orchestration.LocalDagRunner().run(pipeline)
+  wall = time.time() - start
+  store = report.open_store(metadata_path)
+  seconds, counts = {}, {}
+  for execution in store.get_executions_by_context(report.latest_run(store, 'nvae-bench').id):
+    node = report.node_id(store, execution)
+    seconds[node] = (execution.last_update_time_since_epoch -
+                     execution.create_time_since_epoch) / 1000
+    if node == 'ImageExampleGen':
+      props = report.custom_properties(report.outputs_of(store, execution.id)['examples'][0])
+      counts = {k[len('num_examples_'):]: v for k, v in props.items()
+                if k.startswith('num_examples_')}
+  return wall, seconds, counts
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+  p.add_argument('--datasets', default='embedded,mnist_full,celeba')
+  p.add_argument('--modes', default='in_memory,multi_processing')
+  p.add_argument('--celeba_images', type=int, default=20000)
+  p.add_argument('--work_dir', default=os.path.join(tempfile.gettempdir(), 'nvae-bench-data'))
+  args = p.parse_args()
+  logging_setup.configure(verbose=False)
+  from bench.machine import append_result
+
+  for dataset in args.datasets.split(','):
+    source = prepare(dataset, args.work_dir, args.celeba_images)
+    for mode in args.modes.split(','):
+      with tempfile.TemporaryDirectory() as root:
+        wall, seconds, counts = run_once(source, MODES[mode], root)
+      n = sum(counts.values())
+      ingest = seconds['ImageExampleGen'] + seconds['Transform']
+      record = append_result({
+          'benchmark': 'ingestion', 'dataset': dataset, 'beam_mode': mode,
+          'beam_args': MODES[mode], 'examples': counts,
+          'seconds_per_component': seconds, 'examplegen_plus_transform_s': round(ingest, 1),
+          'examples_per_s': round(n / ingest, 1), 'pipeline_wall_s': round(wall, 1)})
+      print(f'{dataset:<11} {mode:<17} {n:>7} examples  ExampleGen {seconds["ImageExampleGen"]:6.1f}s'
+            f'  Transform {seconds["Transform"]:6.1f}s  -> {record["examples_per_s"]:8.1f} '
+            f'examples/s  (pipeline {wall:.0f}s)', flush=True)
+
+
+if __name__ == '__main__':
+  main()
