@@ -85,7 +85,8 @@ class NVAEConfig:
 
 _PRESETS = {
     # Seconds per step on a CPU; for unit tests only.
-    "tiny": dict(num_channels_enc=8, num_channels_dec=8, num_groups_per_scale=2,
+    # Two groups on each scale so that combiners at both resolutions are exercised.
+    "tiny": dict(num_channels_enc=8, num_channels_dec=8, num_groups_per_scale=2, ada_groups=False,
                  num_latent_per_group=4, num_preprocess_blocks=1, num_preprocess_cells=1,
                  num_postprocess_blocks=1, num_postprocess_cells=1, warmup_steps=5,
                  total_steps=100, batch_size=8),

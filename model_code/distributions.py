@@ -77,23 +77,23 @@ class DiscretizedMixLogistic:
         self.max_value = 2.0 ** num_bits - 1.0
         self.edge_threshold = edge_threshold
         self.logits = params[..., :m]                                          # B, H, W, M
-        rest = ops.reshape(params[..., m:], ops.concatenate([ops.shape(params)[:3], [3, 3 * m]], 0))
+        rest = ops.reshape(params[..., m:], (-1, params.shape[1], params.shape[2], 3, 3 * m))
         self.means = rest[..., :m]                                             # B, H, W, 3, M
         self.log_scales = ops.maximum(rest[..., m:2 * m], -7.0)
         self.coeffs = ops.tanh(rest[..., 2 * m:])
 
-    def _conditional_means(self, x):
-        """Means of each colour given the preceding colours of x ([B, H, W, 3] in [-1, 1])."""
-        r, g = x[..., 0:1], x[..., 1:2]
-        mean_r = self.means[..., 0, :]
-        mean_g = self.means[..., 1, :] + self.coeffs[..., 0, :] * r
-        mean_b = self.means[..., 2, :] + self.coeffs[..., 1, :] * r + self.coeffs[..., 2, :] * g
-        return ops.stack([mean_r, mean_g, mean_b], axis=3)                  # B, H, W, 3, M
+    def _centered(self, x):
+        """x minus each component's mean given the preceding colours, [B, H, W, 3, M]."""
+        r, g, b = x[..., 0:1], x[..., 1:2], x[..., 2:3]
+        means, coeffs = self.means, self.coeffs
+        return ops.stack([r - means[..., 0, :],
+                          g - means[..., 1, :] - coeffs[..., 0, :] * r,
+                          b - means[..., 2, :] - coeffs[..., 1, :] * r - coeffs[..., 2, :] * g], axis=3)
 
     def log_prob(self, images):
         """log p(images) per pixel, [B, H, W]; images in [0, 1] on the 2^bits grid."""
         x = 2.0 * ops.cast(images, "float32") - 1.0
-        centered = x[..., None] - self._conditional_means(x)
+        centered = self._centered(x)
         inv_scale = ops.exp(-self.log_scales)
         plus_in = inv_scale * (centered + 1.0 / self.max_value)
         min_in = inv_scale * (centered - 1.0 / self.max_value)

@@ -162,7 +162,7 @@ class NVAE(keras.Model):
         return x
 
     def _encoder_features(self, x, training):
-        """Top encoder features and, in decoder order, the features read by each combiner."""
+        """Top encoder features and, in decoder order, (combiner, features it reads)."""
         s = self.stem(ops.cast(2.0 * x - 1.0, self.compute_dtype))
         for cell in self.preprocess:
             s = cell(s, training=training)
@@ -172,7 +172,7 @@ class NVAE(keras.Model):
                 for cell in self.encoder_cells[group * n:(group + 1) * n]:
                     s = cell(s, training=training)
                 if group < self.num_groups - 1:
-                    taps.append(s)
+                    taps.append((self.encoder_combiners[group], s))
                 group += 1
             if scale < len(self.encoder_downs):
                 s = self.encoder_downs[scale](s, training=training)
@@ -214,8 +214,8 @@ class NVAE(keras.Model):
                 p = Normal(ops.zeros_like(q.mu), ops.zeros_like(q.mu))
             else:
                 mu_p, log_sigma_p = _split(self.prior_heads[group - 1](s))
-                mu_q, log_sigma_q = _split(self.posterior_heads[group](
-                    self.encoder_combiners[group - 1](taps[group - 1], s)))
+                combiner, features = taps[group - 1]
+                mu_q, log_sigma_q = _split(self.posterior_heads[group](combiner(features, s)))
                 if self.config.res_dist:  # the clamps apply to the sums
                     mu_q, log_sigma_q = mu_p + mu_q, log_sigma_p + log_sigma_q
                 q, p = Normal(mu_q, log_sigma_q), Normal(mu_p, log_sigma_p)
@@ -276,7 +276,7 @@ class NVAE(keras.Model):
         kl_term = schedules.balanced_kl(kl, self.kl_alphas, beta)
         # 10x more power iterations the first time, from random vectors.
         iterations = ops.where(step == 0, 10 * c.num_power_iter, c.num_power_iter)
-        spectral = self.spectral([conv.kernel_matrix() for conv in self._convs()], iterations)
+        spectral = self.spectral([conv.kernel_matrix() for conv in self._convs()], num_iterations=iterations)
         bn = batch_norm_penalty(self._batch_norms())
         self.trackers["spectral_loss"].update_state(spectral)
         self.trackers["bn_loss"].update_state(bn)
