@@ -1,0 +1,97 @@
+"""Export: a SavedModel anyone can call without this project's code, plus the Keras model the
+Evaluator rebuilds. Signatures:
+
+  sample(num: int32, temperature: float32)            -> images [num, H, W, C] in [0, 1]
+  reconstruct(images: float32 [N, H, W, C] in [0, 1])  -> images
+  log_likelihood(examples: raw serialized tf.Examples, num_samples: int32) -> nats [N]
+  log_likelihood_images(images, num_samples)           -> nats [N]
+
+log_likelihood applies the Transform graph and, for MNIST with dynamic binarization, draws a
+binarization as NVAE's evaluation does; log_likelihood_images takes images as the model sees
+them (MNIST: already binary). Both return the importance-weighted bound with num_samples
+samples, computed in chunks so memory stays bounded at K = 1000.
+"""
+import math
+import os
+
+import tensorflow as tf
+
+from components.training import input_data
+from components.training.checkpoints import all_finite
+
+KERAS_DIR = 'Format-Keras'  # beside TFX's Format-Serving inside the Model artifact
+KERAS_FILE = 'nvae.keras'
+IW_CHUNK = 50  # samples per forward pass in log_likelihood
+
+
+def keras_model_path(model_uri: str) -> str:
+  return os.path.join(model_uri, KERAS_DIR, KERAS_FILE)
+
+
+class NVAEServing(tf.Module):
+
+  def __init__(self, model, tft_output, dataset: str, binarization: str):
+    super().__init__()
+    self.model = model
+    self.tft_layer = tft_output.transform_features_layer()
+    self._raw_spec = tft_output.raw_feature_spec()
+    self._dataset = dataset
+    self._binarization = binarization
+    c = model.config
+    shape = (c.image_size, c.image_size, c.in_channels)
+    self.sample = tf.function(self._sample, input_signature=[
+        tf.TensorSpec([], tf.int32, name='num'), tf.TensorSpec([], tf.float32, name='temperature')])
+    self.reconstruct = tf.function(self._reconstruct, input_signature=[
+        tf.TensorSpec([None, *shape], tf.float32, name='images')])
+    self.log_likelihood = tf.function(self._log_likelihood_examples, input_signature=[
+        tf.TensorSpec([None], tf.string, name='examples'),
+        tf.TensorSpec([], tf.int32, name='num_samples')])
+    self.log_likelihood_images = tf.function(self._log_likelihood_images, input_signature=[
+        tf.TensorSpec([None, *shape], tf.float32, name='images'),
+        tf.TensorSpec([], tf.int32, name='num_samples')])
+
+  def _sample(self, num, temperature):
+    return {'images': self.model.sample(num, temperature)}
+
+  def _reconstruct(self, images):
+    return {'images': self.model.reconstruct(images)}
+
+  def _log_likelihood_examples(self, examples, num_samples):
+    features = self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
+    images = input_data.per_step(input_data.to_model_images(features['image']), self._dataset,
+                                 self._binarization, training=False)
+    return self._log_likelihood_images(images, num_samples)
+
+  def _log_likelihood_images(self, images, num_samples):
+    """log-mean-exp of importance weights over num_samples, IW_CHUNK per forward pass."""
+    batch = tf.shape(images)[0]
+
+    def add_chunk(chunk):
+      def body(i, total):
+        ll = self.model.log_likelihood(images, num_samples=chunk, chunk_size=chunk)
+        return i + 1, tf.reduce_logsumexp(tf.stack([total, ll + math.log(chunk)]), axis=0)
+      return body
+
+    total = tf.fill([batch], -float('inf'))
+    _, total = tf.while_loop(lambda i, t: i < num_samples // IW_CHUNK, add_chunk(IW_CHUNK),
+                             (0, total))
+    _, total = tf.while_loop(lambda i, t: i < num_samples % IW_CHUNK, add_chunk(1), (0, total))
+    return {'log_likelihood': total - tf.math.log(tf.cast(num_samples, tf.float32))}
+
+
+def export(model, serving_model_dir: str, tft_output, dataset: str, binarization: str) -> None:
+  """Refuses a model with non-finite weights; otherwise writes both formats."""
+  if not all_finite(model):
+    raise ValueError(f'Refusing to export to {serving_model_dir}: the model has non-finite '
+                     'weights.')
+  module = NVAEServing(model, tft_output, dataset, binarization)
+  tf.saved_model.save(module, serving_model_dir, signatures={
+      'serving_default': module.sample.get_concrete_function(),
+      'sample': module.sample.get_concrete_function(),
+      'reconstruct': module.reconstruct.get_concrete_function(),
+      'log_likelihood': module.log_likelihood.get_concrete_function(),
+      'log_likelihood_images': module.log_likelihood_images.get_concrete_function(),
+  })
+  keras_path = keras_model_path(os.path.dirname(serving_model_dir.rstrip('/')))
+  tf.io.gfile.makedirs(os.path.dirname(keras_path))
+  model.save(keras_path)
