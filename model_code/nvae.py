@@ -151,6 +151,13 @@ class NVAE(keras.Model):
     def get_config(self):
         return {"config": dataclasses.asdict(self.config), "name": self.name}
 
+    def make_train_function(self, force=False):
+        # Create the optimizer slots before tracing: created inside the first
+        # traced step they make tf.function trace the whole step twice.
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+        return super().make_train_function(force)
+
     # ---------------------------------------------------------------- forward
 
     def _prepare(self, x):

@@ -1,0 +1,179 @@
+"""Training-step throughput and peak memory of NVAE for one preset and batch size.
+
+Runs `model.fit` on a fixed synthetic batch on the current Keras backend
+(KERAS_BACKEND) and device, reports the median images/s over the timed
+steps, peak memory, and the analytic FLOPs per image (2 x multiply-adds of
+every conv and dense layer, forward; a training step counted as 3x forward),
+prints one JSON object and appends it to bench/results.jsonl.
+
+    KERAS_BACKEND=tensorflow python bench/bench_train_step.py --preset cpu --batch-size 64
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from model_code.config import get_config  # noqa: E402
+from model_code.layers import Conv2D, SqueezeExcite  # noqa: E402
+from model_code.nvae import NVAE  # noqa: E402
+from model_code.optim import make_optimizer  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results.jsonl"
+
+
+def forward_flops_per_image(model):
+    """2 x MACs of all convs (at the resolution they run at) and SE dense layers, one image."""
+    shapes = {}
+    original = Conv2D.call
+
+    def recording_call(layer, x):
+        y = original(layer, x)
+        shapes[id(layer)] = tuple(y.shape[1:3])
+        return y
+
+    Conv2D.call = recording_call
+    try:
+        size = model.config.image_size
+        model(np.zeros((1, size, size, model.config.in_channels), "float32"), training=False)
+    finally:
+        Conv2D.call = original
+    macs = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, Conv2D):
+            height, width = shapes[id(layer)]
+            macs += height * width * int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, SqueezeExcite):
+            macs += int(np.prod(layer.fc1.kernel.shape) + np.prod(layer.fc2.kernel.shape))
+    return 2 * macs
+
+
+def machine_info():
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": np.__version__}
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        versions["tensorflow"] = tf.__version__
+        devices = [d.name for d in tf.config.list_physical_devices() if d.device_type != "CPU"]
+    else:
+        import jax
+        versions["jax"] = jax.__version__
+        devices = [str(d) for d in jax.devices() if d.platform != "cpu"]
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "backend": backend,
+            "accelerators": devices, "versions": versions}
+
+
+def device_peak_memory():
+    """Peak accelerator memory in bytes, or None on CPU."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        if tf.config.list_physical_devices("GPU"):
+            return tf.config.experimental.get_memory_info("GPU:0")["peak"]
+    else:
+        import jax
+        device = jax.devices()[0]
+        if device.platform != "cpu":
+            return device.memory_stats().get("peak_bytes_in_use")
+    return None
+
+
+class StepTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        float(logs["loss"])  # wait for the step (JAX dispatches asynchronously)
+        self.times.append(time.perf_counter() - self._start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps, compilation included")
+    parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto",
+                        help="XLA: 'auto' = off on TensorFlow-on-CPU (measured faster), on otherwise")
+    parser.add_argument("--mixed-precision", default=None, help="float32, mixed_float16 or mixed_bfloat16")
+    parser.add_argument("--note", default="", help="free text stored with the result")
+    parser.add_argument("--no-save", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+
+    overrides = {"total_steps": 1000}
+    if args.mixed_precision:
+        overrides["mixed_precision"] = args.mixed_precision
+    config = get_config(args.preset, **overrides)
+    keras.utils.set_random_seed(config.seed)
+    model = NVAE(config)
+    info = machine_info()
+    jit = args.jit == "on" or (args.jit == "auto" and not (info["backend"] == "tensorflow" and not info["accelerators"]))
+    model.compile(optimizer=make_optimizer(config), jit_compile=jit)
+    flops = forward_flops_per_image(model)
+
+    size = config.image_size
+    rng = np.random.default_rng(0)
+    shape = (args.batch_size, size, size, config.in_channels)
+    if config.dataset == "mnist":
+        x = (rng.random(shape) < 0.15).astype("float32")
+    else:
+        x = np.round(rng.random(shape) * 255.0).astype("float32") / 255.0
+
+    start = time.perf_counter()
+    model.fit(x, batch_size=args.batch_size, epochs=args.warmup, verbose=0)
+    warmup_s = time.perf_counter() - start
+    timer = StepTimer()
+    model.fit(x, batch_size=args.batch_size, epochs=args.steps, verbose=0, callbacks=[timer])
+    step_s = statistics.median(timer.times)
+    images_per_s = args.batch_size / step_s
+
+    result = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "preset": args.preset,
+        "batch_size": args.batch_size,
+        "mixed_precision": config.mixed_precision,
+        "jit_compile": jit,
+        "parameters": model.num_parameters(),
+        "timed_steps": args.steps,
+        "median_step_s": round(step_s, 4),
+        "step_s_min_max": [round(min(timer.times), 4), round(max(timer.times), 4)],
+        "images_per_s": round(images_per_s, 2),
+        "warmup_s_incl_compile": round(warmup_s, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_device_memory_mb": (lambda b: None if b is None else round(b / 2 ** 20, 1))(device_peak_memory()),
+        "forward_gflops_per_image": round(flops / 1e9, 4),
+        "train_gflops_per_s": round(3 * flops * images_per_s / 1e9, 2),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "note": args.note,
+        **info,
+    }
+    line = json.dumps(result)
+    print(line)
+    if not args.no_save:
+        with open(RESULTS, "a") as f:
+            f.write(line + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
