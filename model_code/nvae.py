@@ -153,7 +153,7 @@ class NVAE(keras.Model):
 
     def make_train_function(self, force=False):
         # Create the optimizer slots before tracing: created inside the first
-        # traced step they make tf.function trace the whole step twice.
+        # traced step they make the TensorFlow backend trace the whole step twice.
         if not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
         return super().make_train_function(force)

@@ -30,6 +30,11 @@ def test_parameter_count_equals_official(preset_model):
     assert all(not w.trainable for w in model.non_trainable_weights)
 
 
+@pytest.mark.parametrize("preset_model", [
+    "tiny", "cpu",
+    pytest.param("paper_mnist", marks=pytest.mark.slow),  # eager forward passes of 33M/153M parameters
+    pytest.param("paper_celeba64", marks=pytest.mark.slow),
+], indirect=True)
 def test_output_shapes(preset_model):
     preset, model = preset_model
     cfg = model.config
