@@ -1,16 +1,22 @@
-"""Reads a pipeline run back from ML Metadata and summarises it for people."""
-from typing import Dict, List
+"""Reads pipeline runs back from ML Metadata: queries shared by the run summary printed here
+and by pipeline/inspect_mlmd.py."""
+from typing import Dict, List, Optional, Tuple
 
 import ml_metadata as mlmd
+from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 _STATE = metadata_store_pb2.Execution.State
+_EVENT = metadata_store_pb2.Event
+_JSON_SINGLE_VALUE_KEY = '__value__'  # How TFX stores a JSON custom property that is no dict.
 
 
-def open_store(metadata_path: str) -> mlmd.MetadataStore:
-  return mlmd.MetadataStore(
-      tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+def open_store(metadata_path: str, *, read_only: bool = False) -> mlmd.MetadataStore:
+  config = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
+  if read_only:
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+  return mlmd.MetadataStore(config)
 
 
 def latest_run(store: mlmd.MetadataStore, pipeline_name: str):
@@ -34,10 +40,20 @@ def node_id(store: mlmd.MetadataStore, execution) -> str:
   return '?'
 
 
-def outputs_of(store: mlmd.MetadataStore, execution_id: int) -> Dict[str, List]:
-  """{output key: [artifacts]} of one execution."""
-  events = [e for e in store.get_events_by_execution_ids([execution_id])
-            if e.type == metadata_store_pb2.Event.OUTPUT]
+def pipeline_runs(store: mlmd.MetadataStore) -> List[Tuple[metadata_store_pb2.Context, str]]:
+  """(pipeline_run context, pipeline name) of every run in the store, oldest first."""
+  type_ids = {t.name: t.id for t in store.get_context_types()}
+  result = []
+  for run in store.get_contexts_by_type('pipeline_run'):
+    executions = store.get_executions_by_context(run.id)
+    pipelines = store.get_contexts_by_execution(executions[0].id) if executions else []
+    name = next((c.name for c in pipelines if c.type_id == type_ids.get('pipeline')), '?')
+    result.append((run, name))
+  return sorted(result, key=lambda r: (r[0].create_time_since_epoch, r[0].id))
+
+
+def _artifacts_by_key(store, execution_id: int, event_type) -> Dict[str, List]:
+  events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type == event_type]
   artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
   result = {}
   for e in events:
@@ -45,13 +61,38 @@ def outputs_of(store: mlmd.MetadataStore, execution_id: int) -> Dict[str, List]:
   return result
 
 
+def outputs_of(store: mlmd.MetadataStore, execution_id: int) -> Dict[str, List]:
+  """{output key: [artifacts]} of one execution."""
+  return _artifacts_by_key(store, execution_id, _EVENT.OUTPUT)
+
+
+def inputs_of(store: mlmd.MetadataStore, execution_id: int) -> Dict[str, List]:
+  """{input key: [artifacts]} of one execution."""
+  return _artifacts_by_key(store, execution_id, _EVENT.INPUT)
+
+
+def producer(store: mlmd.MetadataStore, artifact_id: int) -> Optional[metadata_store_pb2.Execution]:
+  """The execution that wrote an artifact. Cached executions re-publish their predecessor's
+  outputs, so the producer is the oldest execution with an output event for it."""
+  ids = [e.execution_id for e in store.get_events_by_artifact_ids([artifact_id])
+         if e.type == _EVENT.OUTPUT]
+  return store.get_executions_by_id([min(ids)])[0] if ids else None
+
+
+def property_value(value: metadata_store_pb2.Value):
+  """The Python value of an MLMD property: int, float, str, bool, or JSON for structs."""
+  kind = value.WhichOneof('value')
+  if kind == 'struct_value':
+    decoded = json_format.MessageToDict(value.struct_value)
+    return decoded[_JSON_SINGLE_VALUE_KEY] if _JSON_SINGLE_VALUE_KEY in decoded else decoded
+  if kind == 'proto_value':
+    return value.proto_value.type_url
+  return getattr(value, kind) if kind else None
+
+
 def custom_properties(artifact) -> Dict:
-  out = {}
-  for key, value in artifact.custom_properties.items():
-    kind = value.WhichOneof('value')
-    if kind in ('int_value', 'double_value', 'string_value'):
-      out[key] = getattr(value, kind)
-  return out
+  return {key: property_value(value) for key, value in artifact.custom_properties.items()}
+
 
 
 def run_summary(metadata_path: str, pipeline_name: str) -> str:
