@@ -33,6 +33,9 @@ class NVAEServing(tf.Module):
   def __init__(self, model, tft_output, dataset: str, binarization: str):
     super().__init__()
     self.model = model
+    # Keras tracks its SeedGenerator states itself; TF's SavedModel walk does not reach them, so
+    # list every model variable here for the signatures' random draws to be saved with them.
+    self.model_variables = list(model.variables)
     self.tft_layer = tft_output.transform_features_layer()
     self._raw_spec = tft_output.raw_feature_spec()
     self._dataset = dataset

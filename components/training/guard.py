@@ -1,8 +1,11 @@
 """NaN/Inf guard. Non-finite steps never reach the weights: the optimizer is wrapped in Keras'
 LossScaleOptimizer, which applies an update only when every gradient is finite. This callback
-counts those skipped steps (the optimizer's step counter did not advance), steps back to the
-last finite checkpoint when they persist, and fails the Trainer when divergence recurs."""
+counts those skipped steps (the optimizer's step counter did not advance) and rolls back what
+the forward pass itself changed (BatchNorm moving statistics, power-iteration vectors, the KL
+schedule's step), steps back to the last finite checkpoint when skips persist, and fails the
+Trainer when divergence recurs."""
 import keras
+import tensorflow as tf
 from absl import logging
 
 from components.training.checkpoints import TrainingState
@@ -23,14 +26,18 @@ class NonFiniteGuard(keras.callbacks.Callback):
     self.restores = 0
     self._consecutive = 0
     self._last_step = None
+    self._state_before = []
 
   def on_train_batch_begin(self, batch, logs=None):
     self._last_step = int(self.model.optimizer.iterations)
+    self._state_before = [tf.identity(v.value) for v in self.model.non_trainable_variables]
 
   def on_train_batch_end(self, batch, logs=None):
     if int(self.model.optimizer.iterations) != self._last_step:
       self._consecutive = 0
       return
+    for variable, value in zip(self.model.non_trainable_variables, self._state_before):
+      variable.assign(value)
     self.skipped += 1
     self._consecutive += 1
     logging.warning('Non-finite loss or gradient at step %d: update skipped (%d so far).',

@@ -24,9 +24,14 @@ def scaled_config(preset: str, overrides: dict, total_steps: int, **fields):
                                 **fields)
 
 
-def build_model(config, jit_compile='auto'):
+def build_model(config, jit_compile: str = 'auto'):
   """NVAE compiled with Adamax; every step goes through a LossScaleOptimizer so that non-finite
-  gradients skip the update (float32 uses scale 1, float16 NVAE's 2^10)."""
+  gradients skip the update (float32 uses scale 1, float16 NVAE's 2^10).
+  jit_compile: 'auto' (XLA where Keras supports it), 'true' or 'false'."""
+  choices = {'auto': 'auto', 'true': True, 'false': False}
+  if str(jit_compile).lower() not in choices:
+    raise ValueError(f"jit_compile must be one of {sorted(choices)}, got {jit_compile!r}")
+  jit_compile = choices[str(jit_compile).lower()]
   model = NVAE(config)
   optimizer = make_optimizer(config)
   if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
@@ -50,13 +55,15 @@ class StopAtStep(keras.callbacks.Callback):
 
 def train(model, train_ds, total_steps: int, steps_per_epoch: int, state: checkpoints.TrainingState,
           log_dir: str, eval_ds=None, eval_steps: int = 0, eval_images=None,
-          checkpoint_every: int = 0, sample_temperature: float = 1.0) -> dict:
-  """Trains until total_steps updates, resuming from `state` if it holds a checkpoint."""
+          checkpoint_every: int = 0, sample_temperature: float = 1.0,
+          nan_patience: int = 20) -> dict:
+  """Trains until total_steps updates, resuming from `state` if it holds a checkpoint.
+  nan_patience: consecutive non-finite steps before stepping back to the last checkpoint."""
   start_step = state.restore(model) if state.exists() else 0
   if start_step:
     logging.info('Resuming from the checkpoint at step %d of %d (%s).', start_step, total_steps,
                  state.path)
-  non_finite = guard.NonFiniteGuard(state)
+  non_finite = guard.NonFiniteGuard(state, patience=nan_patience)
   callbacks = [StopAtStep(total_steps), checkpoints.Checkpointer(state, checkpoint_every),
                non_finite, keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch')]
   if eval_images is not None:
@@ -71,8 +78,13 @@ def train(model, train_ds, total_steps: int, steps_per_epoch: int, state: checkp
         initial_epoch=start_step // steps_per_epoch,
         validation_data=eval_ds, validation_steps=eval_steps or None,
         callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2).history
+  steps = int(model.optimizer.iterations)
+  if steps < total_steps:
+    raise guard.DivergenceError(
+        f'Only {steps} of {total_steps} steps could be applied; {non_finite.skipped} were '
+        'skipped as non-finite. Lower the learning rate or raise weight_decay_norm.')
   summary = {
-      'steps': int(model.optimizer.iterations), 'resumed_from_step': start_step,
+      'steps': steps, 'resumed_from_step': start_step,
       'skipped_non_finite_steps': non_finite.skipped, 'restores': non_finite.restores,
       'seconds': round(time.time() - started, 1),
       'final': {k: float(v[-1]) for k, v in history.items() if v},
