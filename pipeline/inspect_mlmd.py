@@ -9,6 +9,7 @@ Each takes --dataset mnist|celeba (the store run_local.py writes) or --metadata_
 --json for machine-readable output with the same content.
 """
 import argparse
+import collections
 import datetime
 import json
 import math
@@ -38,7 +39,8 @@ def _time(ms: int) -> str:
 
 
 def _plain(value):
-  """JSON-safe values: non-finite floats become 'nan', 'inf', '-inf' (as MLMD stores them)."""
+  """JSON-safe values: non-finite floats become 'nan', 'inf', '-inf', the strings our
+  components store in MLMD for them."""
   if isinstance(value, float) and not math.isfinite(value):
     return str(value)
   if isinstance(value, dict):
@@ -82,13 +84,11 @@ def _find_run(store, run_id):
 def runs_record(store):
   records = []
   for run, pipeline in report.pipeline_runs(store):
-    states = {}
     executions = store.get_executions_by_context(run.id)
-    for execution in executions:
-      states[_state(execution)] = states.get(_state(execution), 0) + 1
     records.append({'run': run.name, 'pipeline': pipeline,
                     'started': _time(run.create_time_since_epoch),
-                    'executions': len(executions), 'states': states})
+                    'executions': len(executions),
+                    'states': dict(collections.Counter(_state(e) for e in executions))})
   return records
 
 
@@ -194,8 +194,9 @@ def artifacts_text(records) -> str:
     return 'No artifacts.'
   lines = []
   for a in records:
-    producer = a['producer'] and f'{a["producer"]["node"]} (execution {a["producer"]["execution_id"]})'
-    lines.append(f'{a["id"]:>5}  {a["type"]:<20} {a["state"]:<8} {producer or "-"}')
+    producer = '-' if a['producer'] is None else (
+        f'{a["producer"]["node"]} (execution {a["producer"]["execution_id"]})')
+    lines.append(f'{a["id"]:>5}  {a["type"]:<20} {a["state"]:<8} {producer}')
     lines.append(f'       {a["uri"]}')
     for key, value in {**a['properties'], **a['custom_properties']}.items():
       lines.append(f'       {key} = {_value_text(value, " " * (10 + len(key)))}')
