@@ -206,11 +206,11 @@ class NVAE(keras.Model):
         """Encodes x and decodes from posterior samples (or means).
 
         Returns logits, per-group KL [B, G], log q(z|x) [B], log p(z) [B] and
-        the posterior means per group.
+        the latents per group (the posterior means when use_mean).
         """
         top, taps = self._encoder_features(x, training)
         top = ops.elu(self.enc0(ops.elu(top)))
-        kls, means = [], []
+        kls, latents = [], []
         log_q = log_p = 0.0
         num_nf = self.config.num_nf
 
@@ -235,11 +235,11 @@ class NVAE(keras.Model):
             kls.append(ops.sum(kl, axis=(1, 2, 3)))
             log_q = log_q + ops.sum(log_q_z, axis=(1, 2, 3))
             log_p = log_p + ops.sum(log_p_z, axis=(1, 2, 3))
-            means.append(z)
+            latents.append(z)
             return z
 
         logits = self._decode(ops.shape(x)[0], latent, training)
-        return logits, ops.stack(kls, axis=1), log_q, log_p, means
+        return logits, ops.stack(kls, axis=1), log_q, log_p, latents
 
     def call(self, x, training=False):
         logits, kl, log_q, log_p, _ = self._posterior_pass(self._prepare(x), training)

@@ -124,6 +124,22 @@ def test_save_and_load_round_trip(trained, tmp_path):
     np.testing.assert_array_equal(np_(loaded.optimizer.iterations), np_(model.optimizer.iterations))
 
 
+def test_colour_model_with_flows_uses_the_sampled_kl():
+    config = get_config("tiny", dataset="celeba", num_nf=1)
+    model = NVAE(config)
+    x = np.round(np.random.default_rng(1).random((2, 32, 32, 3)) * 255) / 255
+    out = model(x, training=True)
+    assert tuple(out["logits"].shape) == (2, 32, 32, 100)
+    # With flows the KL is the single-sample log q - log p, summed over groups.
+    np.testing.assert_allclose(np_(ops.sum(out["kl"], axis=1)), np_(out["log_q"] - out["log_p"]),
+                               rtol=1e-4, atol=1e-2)
+    recon = np_(model.reconstruction_loss(x, out["logits"]))
+    assert np.all(recon > 0) and np.all(np.isfinite(recon))
+    assert model.num_dims == 3 * 32 * 32
+    samples = np_(model.sample(3, 0.7))
+    assert samples.shape == (3, 32, 32, 3) and samples.min() >= 0 and samples.max() <= 1
+
+
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_keeps_distributions_and_losses_in_float32(policy):
     config = get_config("tiny", mixed_precision=policy)
