@@ -15,8 +15,10 @@ def machine_info() -> dict:
   except (OSError, StopIteration):
     pass
   mem_gb = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
+  # The 1-minute load average when the result is recorded shows whether other work shared the CPU.
   return {'host': platform.node(), 'cpu': cpu, 'cores': os.cpu_count(),
-          'memory_gb': round(mem_gb, 1), 'python': platform.python_version()}
+          'memory_gb': round(mem_gb, 1), 'python': platform.python_version(),
+          'load_average_1m': round(os.getloadavg()[0], 2)}
 
 
 def append_result(record: dict) -> dict:

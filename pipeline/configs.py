@@ -1,11 +1,21 @@
 """Every default of the pipeline in one place; runners and tests import from here."""
+import dataclasses
+import glob
+import hashlib
 import os
+from typing import Dict, Optional
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT_ROOT = os.path.join(PROJECT_ROOT, 'outputs')
 
 SCHEMA_ROOT = os.path.join(PROJECT_ROOT, 'schemas')
 TRANSFORM_MODULE = os.path.join(PROJECT_ROOT, 'components', 'transform', 'preprocessing.py')
+TRAINER_MODULE = os.path.join(PROJECT_ROOT, 'components', 'trainer', 'trainer_module.py')
+# Code the Trainer imports as a package rather than from its module file; its hash goes into the
+# Trainer's custom_config so that editing it invalidates the Trainer's cache (TFX hashes only
+# the module file's own directory).
+TRAINER_CODE = ('model_code/*.py', 'components/training/*.py', 'components/per_step_preprocessing.py',
+                'components/image_grid.py')
 
 # In-memory DirectRunner: fastest for the embedded 5,000 digits, where worker start-up would
 # dominate. Bigger data: pass e.g. --direct_running_mode=multi_processing --direct_num_workers=0
@@ -25,6 +35,11 @@ def pipeline_name(dataset: str) -> str:
   return f'nvae-{dataset}'  # lower-case and hyphens: valid on every orchestrator (KFP v2 too)
 
 
+def serving_dir(dataset: str) -> str:
+  """Where Pusher writes blessed models, one numbered version directory each."""
+  return os.path.join(OUTPUT_ROOT, 'serving', pipeline_name(dataset))
+
+
 def pipeline_root(dataset: str) -> str:
   return os.path.join(OUTPUT_ROOT, 'pipelines', pipeline_name(dataset))
 
@@ -35,3 +50,51 @@ def metadata_path(dataset: str) -> str:
 
 def schema_dir(dataset: str) -> str:
   return os.path.join(SCHEMA_ROOT, dataset)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingOptions:
+  """What the Trainer runs; preset and overrides are model_code's (model_code/config.py)."""
+  preset: str = 'cpu'
+  overrides: Dict[str, str] = dataclasses.field(default_factory=dict)
+  train_steps: int = 700  # about 10 minutes of the cpu preset on 2 cores (bench/)
+  batch_size: int = 64
+  steps_per_epoch: int = 70  # about one pass over the embedded 4,500 training digits
+  eval_steps: int = 5
+  checkpoint_every_steps: int = 200
+  mixed_precision: str = 'float32'
+  jit_compile: str = 'auto'
+  sample_temperature: float = 1.0
+
+  def custom_config(self, dataset: str, binarization: str) -> Dict:
+    config = {k: v for k, v in dataclasses.asdict(self).items() if k != 'train_steps'}
+    return {**config, 'dataset': dataset, 'binarization': binarization,
+            'code_fingerprint': code_fingerprint(TRAINER_CODE)}
+
+
+def code_fingerprint(patterns) -> str:
+  digest = hashlib.sha256()
+  for pattern in patterns:
+    for path in sorted(glob.glob(os.path.join(PROJECT_ROOT, pattern))):
+      digest.update(path[len(PROJECT_ROOT):].encode())
+      with open(path, 'rb') as f:
+        digest.update(f.read())
+  return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationOptions:
+  """What GenerativeEvaluator measures and when it blesses (components/evaluator/)."""
+  split: str = 'eval'
+  num_eval_examples: int = 500
+  num_iw_samples: int = 50  # the paper uses 1000 (--iw_samples=1000); recorded with every result
+  fid_num_samples: int = 1000
+  sample_temperature: float = 1.0
+  readjust_bn_passes: int = 100
+  digit_classifier: bool = True  # MNIST: train the feature network for FID (cached across runs)
+  digit_classifier_epochs: int = 10
+  inception_weights: str = ''  # a local Inception-v3 no-top weights file enables *_inception_v3
+  max_nll: Optional[float] = None  # blessing thresholds; None: not checked
+  max_fid: Optional[float] = None
+  max_regression: float = 0.01  # a candidate may be at most 1% worse than the last blessed model
+  seed: int = 0

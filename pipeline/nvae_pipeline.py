@@ -1,13 +1,18 @@
 """create_pipeline(): the runner-agnostic NVAE pipeline definition.
 
 ImageExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> ValidationGate
--> Transform. Runners (run_local.py, ...) only choose where and how it runs.
+-> Transform -> Trainer -> GenerativeEvaluator (baseline: the latest blessed model; features:
+the DigitClassifierTrainer's network) -> Pusher. Runners (run_local.py, ...) only choose where
+and how it runs.
 """
+import dataclasses
 import os
 from typing import Dict, Optional, Sequence
 
 from tfx import v1 as tfx
 
+from components.digit_classifier_trainer import DigitClassifierTrainer
+from components.evaluator.component import GenerativeEvaluator
 from components.example_gen.component import ImageExampleGen
 from components.example_gen.options import SourceOptions
 from components.validation_gate import ValidationGate
@@ -32,7 +37,12 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = configs.DEFAULT_BEAM_ARGS,
     enable_cache: bool = True,
     schema_dir: Optional[str] = None,
+    training: Optional[configs.TrainingOptions] = None,
+    evaluation: configs.EvaluationOptions = configs.EvaluationOptions(),
+    serving_dir: Optional[str] = None,
 ) -> tfx.dsl.Pipeline:
+  """training=None builds only the data half (ingestion, validation, Transform)."""
+  transform_custom_config = transform_custom_config or transform_config(source.dataset)
   example_gen = ImageExampleGen(source)
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
   schema_gen = tfx.components.ImportSchemaGen(
@@ -45,15 +55,58 @@ def create_pipeline(
       examples=example_gen.outputs['examples'],
       schema=validation_gate.outputs['validated_schema'],
       module_file=configs.TRANSFORM_MODULE,
-      custom_config=transform_custom_config or transform_config(source.dataset),
+      custom_config=transform_custom_config,
       # Per-pixel statistics of images are large and say little; ingestion stats suffice.
       disable_statistics=True)
+
+  components = [example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
+                transform]
+  if training is not None:
+    components += _model_half(source.dataset, transform, training, evaluation,
+                              transform_custom_config.get('binarization', 'dynamic'),
+                              serving_dir or configs.serving_dir(source.dataset))
 
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
-      components=[example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
-                  transform],
+      components=components,
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=list(beam_pipeline_args))
+
+
+def _model_half(dataset, transform, training, evaluation, binarization, serving_dir):
+  trainer = tfx.components.Trainer(
+        module_file=configs.TRAINER_MODULE,
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=training.eval_steps),
+        custom_config=training.custom_config(dataset, binarization))
+  baseline = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id('latest_blessed_model_resolver')
+  nodes = [trainer, baseline]
+  feature_network = None
+  if dataset == 'mnist' and evaluation.digit_classifier:
+    classifier = DigitClassifierTrainer(
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        epochs=evaluation.digit_classifier_epochs)
+    feature_network = classifier.outputs['feature_network']
+    nodes.append(classifier)
+  evaluator = GenerativeEvaluator(
+      model=trainer.outputs['model'], examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      baseline_model=baseline.outputs['model'], feature_network=feature_network,
+      **{k: v for k, v in dataclasses.asdict(evaluation).items()
+         if k not in ('digit_classifier', 'digit_classifier_epochs')})
+  # Gated by model_blessing rather than tfx.dsl.Cond: the blessing check inside Pusher holds on
+  # every orchestrator (Airflow's runner ignores Cond).
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
+  return nodes + [evaluator, pusher]

@@ -94,6 +94,14 @@ def custom_properties(artifact) -> Dict:
   return {key: property_value(value) for key, value in artifact.custom_properties.items()}
 
 
+# Custom properties worth a line in the summary (counts, metrics, blessing, push).
+_SHOWN = ('num_examples', 'num_skipped', 'nll_', 'neg_elbo', 'fid_', 'precision_', 'recall_',
+          'eval_accuracy', 'mnist_classifier_eval_accuracy', 'blessed', 'reasons', 'pushed')
+
+
+def _format(value) -> str:
+  return f'{value:.4f}' if isinstance(value, float) else str(value)
+
 
 def run_summary(metadata_path: str, pipeline_name: str) -> str:
   store = open_store(metadata_path)
@@ -106,8 +114,8 @@ def run_summary(metadata_path: str, pipeline_name: str) -> str:
     lines.append(f'  {node_id(store, execution):<24} {state}')
     for key, artifacts in sorted(outputs_of(store, execution.id).items()):
       for artifact in artifacts:
+        lines.append(f'      {key}: {artifact.uri}')
         props = {k: v for k, v in custom_properties(artifact).items()
-                 if k.startswith('num_') or k in ('blessed', 'pushed')}
-        extra = ' ' + ', '.join(f'{k}={v}' for k, v in sorted(props.items())) if props else ''
-        lines.append(f'      {key}: {artifact.uri}{extra}')
+                 if k.startswith(_SHOWN) and isinstance(v, (int, float, str))}
+        lines += [f'          {k} = {_format(v)}' for k, v in sorted(props.items())]
   return '\n'.join(lines)

@@ -11,7 +11,7 @@ from pipeline import configs, nvae_pipeline, report
 
 
 def run_pipeline(tmp_path, source, transform_custom_config=None, schema_dir=None,
-                 name='nvae-test'):
+                 name='nvae-test', training=None, evaluation=None, enable_cache=True):
   metadata_path = str(tmp_path / 'metadata.sqlite')
   pipeline = nvae_pipeline.create_pipeline(
       pipeline_name=name,
@@ -21,7 +21,11 @@ def run_pipeline(tmp_path, source, transform_custom_config=None, schema_dir=None
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           metadata_path),
       beam_pipeline_args=configs.DEFAULT_BEAM_ARGS,
-      schema_dir=schema_dir)
+      schema_dir=schema_dir,
+      training=training,
+      evaluation=evaluation or configs.EvaluationOptions(),
+      serving_dir=str(tmp_path / 'serving'),
+      enable_cache=enable_cache)
   tfx.orchestration.LocalDagRunner().run(pipeline)
   return metadata_path
 

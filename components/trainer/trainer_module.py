@@ -33,7 +33,9 @@ def run_fn(fn_args):
   dataset, binarization = cfg['dataset'], cfg.get('binarization', 'dynamic')
   batch_size = int(cfg['batch_size'])
   total_steps = int(fn_args.train_steps)
-  strategy = runtime.configure(cfg.get('mixed_precision', 'float32'))
+  # The precision goes into the model's config, not Keras' global policy: LocalDagRunner runs
+  # other components (e.g. the digit classifier) in this same process.
+  strategy, precision = runtime.configure(cfg.get('mixed_precision', 'float32'))
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   image_shape = tft_output.transformed_feature_spec()['image'].shape
 
@@ -46,7 +48,7 @@ def run_fn(fn_args):
     config = loop.scaled_config(
         cfg.get('preset', 'cpu'), cfg.get('overrides', {}), total_steps, dataset=dataset,
         image_size=int(image_shape[0]), batch_size=batch_size,
-        mixed_precision=cfg.get('mixed_precision', 'float32'))
+        mixed_precision=precision)
     model = loop.build_model(config, cfg.get('jit_compile', 'auto'))
   logging.info('NVAE preset %s: %d parameters, %d steps of batch %d.', cfg.get('preset', 'cpu'),
                model.num_parameters(), total_steps, batch_size)

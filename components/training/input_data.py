@@ -9,6 +9,7 @@ from components.transform import preprocessing
 
 def to_model_images(images: tf.Tensor) -> tf.Tensor:
   """Transformed pixels (MNIST float [0, 1]; CelebA uint8 values or float) -> float32 [0, 1]."""
+  images = tf.convert_to_tensor(images)
   if images.dtype.is_integer:
     return tf.cast(images, tf.float32) / 255.0
   return tf.cast(images, tf.float32)

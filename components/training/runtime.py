@@ -1,18 +1,18 @@
-"""Where training runs: the tf.distribute strategy, GPU memory growth, CPU threads, precision."""
+"""Where training runs: the tf.distribute strategy, GPU memory growth and precision."""
 import json
 import os
 
-import keras
 import tensorflow as tf
 from absl import logging
 
 
-def configure(mixed_precision: str = 'float32') -> tf.distribute.Strategy:
-  """Returns the strategy for the visible devices and sets the global precision policy.
+def configure(mixed_precision: str = 'float32'):
+  """Returns (strategy for the visible devices, precision to train in).
 
   Multi-worker (TF_CONFIG with several workers) -> MultiWorkerMirroredStrategy; several GPUs ->
-  MirroredStrategy; one GPU -> OneDeviceStrategy on it; CPU -> the default strategy with one
-  inter-op thread per core (NVAE's many small convolutions gain nothing from more).
+  MirroredStrategy; one GPU -> OneDeviceStrategy on it; CPU -> the default strategy. (TF's
+  thread pools are fixed once TF starts, which in LocalDagRunner is before the Trainer runs; its
+  defaults, one intra-op thread per core with denormals flushed, are what CPU training wants.)
   """
   gpus = tf.config.list_physical_devices('GPU')
   for gpu in gpus:
@@ -32,12 +32,11 @@ def configure(mixed_precision: str = 'float32') -> tf.distribute.Strategy:
     logging.warning('Mixed precision %s requested without a GPU; training in float32.',
                     mixed_precision)
     mixed_precision = 'float32'
-  keras.mixed_precision.set_global_policy(mixed_precision)
   devices = ', '.join(d.name for d in tf.config.list_logical_devices() if d.device_type != 'CPU'
                       ) or f'CPU ({os.cpu_count()} cores)'
   logging.info('Training on %s with %s, %d replica(s), precision %s', devices,
                type(strategy).__name__, strategy.num_replicas_in_sync, mixed_precision)
-  return strategy
+  return strategy, mixed_precision
 
 
 def _num_workers() -> int:
