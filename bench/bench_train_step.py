@@ -20,6 +20,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# TensorFlow enables its oneDNN kernels by default only on CPUs with AVX-512
+# VNNI/BF16/AMX; on this AVX2 machine they make conv back-propagation ~2x
+# faster. Must be set before TensorFlow is imported.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -164,6 +168,7 @@ def main(argv=None):
         "forward_gflops_per_image": round(flops / 1e9, 4),
         "train_gflops_per_s": round(3 * flops * images_per_s / 1e9, 2),
         "load_average_1m": round(os.getloadavg()[0], 2),
+        "tf_enable_onednn_opts": os.environ["TF_ENABLE_ONEDNN_OPTS"],
         "note": args.note,
         **info,
     }
