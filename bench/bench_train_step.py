@@ -4,7 +4,7 @@ Runs `model.fit` on a fixed synthetic batch on the current Keras backend
 (KERAS_BACKEND) and device, reports the median images/s over the timed
 steps, peak memory, and the analytic FLOPs per image (2 x multiply-adds of
 every conv and dense layer, forward; a training step counted as 3x forward),
-prints one JSON object and appends it to bench/results.jsonl.
+prints one JSON object and appends it, with the machine, to bench/results.jsonl.
 
     KERAS_BACKEND=tensorflow python bench/bench_train_step.py --preset cpu --batch-size 64
 """
@@ -28,12 +28,11 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.machine import append_result  # noqa: E402
 from model_code.config import get_config  # noqa: E402
 from model_code.layers import Conv2D, SqueezeExcite  # noqa: E402
 from model_code.nvae import NVAE  # noqa: E402
 from model_code.optim import make_optimizer  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results.jsonl"
 
 
 def forward_flops_per_image(model):
@@ -62,14 +61,9 @@ def forward_flops_per_image(model):
     return 2 * macs
 
 
-def machine_info():
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": np.__version__}
+def backend_info():
+    """Backend, accelerators and library versions (bench.machine adds the host)."""
+    versions = {"keras": keras.__version__, "numpy": np.__version__}
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -79,8 +73,8 @@ def machine_info():
         import jax
         versions["jax"] = jax.__version__
         devices = [str(d) for d in jax.devices() if d.platform != "cpu"]
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "backend": backend,
-            "accelerators": devices, "versions": versions}
+    return {"platform": platform.platform(), "backend": backend, "accelerators": devices,
+            "versions": versions}
 
 
 def device_peak_memory():
@@ -130,7 +124,7 @@ def main(argv=None):
     config = get_config(args.preset, **overrides)
     keras.utils.set_random_seed(config.seed)
     model = NVAE(config)
-    info = machine_info()
+    info = backend_info()
     jit = args.jit == "on" or (args.jit == "auto" and not (info["backend"] == "tensorflow" and not info["accelerators"]))
     model.compile(optimizer=make_optimizer(config), jit_compile=jit)
     flops = forward_flops_per_image(model)
@@ -152,7 +146,7 @@ def main(argv=None):
     images_per_s = args.batch_size / step_s
 
     result = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "benchmark": "train_step",
         "preset": args.preset,
         "batch_size": args.batch_size,
         "mixed_precision": config.mixed_precision,
@@ -167,16 +161,13 @@ def main(argv=None):
         "peak_device_memory_mb": (lambda b: None if b is None else round(b / 2 ** 20, 1))(device_peak_memory()),
         "forward_gflops_per_image": round(flops / 1e9, 4),
         "train_gflops_per_s": round(3 * flops * images_per_s / 1e9, 2),
-        "load_average_1m": round(os.getloadavg()[0], 2),
         "tf_enable_onednn_opts": os.environ["TF_ENABLE_ONEDNN_OPTS"],
         "note": args.note,
         **info,
     }
-    line = json.dumps(result)
-    print(line)
     if not args.no_save:
-        with open(RESULTS, "a") as f:
-            f.write(line + "\n")
+        result = append_result(result)
+    print(json.dumps(result))
     return result
 
 
