@@ -15,7 +15,6 @@ import keras
 import numpy as np
 import pytest
 
-from components.digit_classifier_trainer import read_transformed_split
 from components.evaluation import generative_metrics
 from components.evaluator import executor as evaluator_executor
 from components.example_gen.options import SourceOptions
@@ -133,7 +132,7 @@ def test_evaluator_numbers_equal_model_code(runs):
   """NLL and -ELBO recomputed here with model_code alone, on the same binarized eval images."""
   _, (first, *_) = runs
   model = evaluator_executor.load_nvae(artifact(first, 'Trainer', 'model'))
-  data = read_transformed_split(artifact(first, 'Transform', 'transformed_examples').uri,
+  data = input_data.read_transformed_split(artifact(first, 'Transform', 'transformed_examples').uri,
                                 artifact(first, 'Transform', 'transform_graph').uri, 'eval',
                                 limit=EVAL.num_eval_examples)
   images = generative_metrics.binarize_fixed(

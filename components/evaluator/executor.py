@@ -14,7 +14,6 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components import image_grid
-from components.digit_classifier_trainer import read_transformed_split
 from components.evaluation import feature_networks, generative_metrics
 from components.training import export, input_data
 from components.transform import preprocessing
@@ -69,7 +68,7 @@ class Executor(tfx_evaluator.Executor):
     evaluation = artifact_utils.get_single_instance(output_dict['evaluation'])
     blessing = artifact_utils.get_single_instance(output_dict['blessing'])
 
-    data = read_transformed_split(
+    data = input_data.read_transformed_split(
         artifact_utils.get_single_uri(input_dict['examples']),
         artifact_utils.get_single_uri(input_dict['transform_graph']), p['split'],
         limit=p['num_eval_examples'])

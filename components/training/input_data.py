@@ -1,6 +1,12 @@
-"""The Trainer's and Evaluator's tf.data input: transformed examples -> float images in [0, 1],
-with NVAE's per-step randomness (dynamic binarization, random flip) where it belongs."""
+"""Reading Transform's output: the Trainer's tf.data input (float images in [0, 1], with NVAE's
+per-step randomness, dynamic binarization and random flip, where it belongs) and whole splits in
+memory for the Evaluator and the digit classifier."""
+import glob
+import os
+
+import numpy as np
 import tensorflow as tf
+import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from components import per_step_preprocessing
@@ -35,3 +41,17 @@ def image_dataset(data_accessor, file_pattern, tft_output, batch_size: int, data
   return ds.map(lambda f: per_step(to_model_images(f[preprocessing.IMAGE]), dataset, binarization,
                                    training),
                 num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def read_transformed_split(examples_uri: str, transform_graph_uri: str, split: str, limit: int = 0):
+  """{feature: np.ndarray} of one split of Transform's materialised output."""
+  spec = tft.TFTransformOutput(transform_graph_uri).transformed_feature_spec()
+  files = sorted(glob.glob(os.path.join(examples_uri, f'Split-{split}', '*')))
+  if not files:
+    raise FileNotFoundError(f'{examples_uri}/Split-{split}: no transformed examples')
+  ds = tf.data.TFRecordDataset(files, compression_type='GZIP')
+  if limit:
+    ds = ds.take(limit)
+  ds = ds.batch(1024).map(lambda r: tf.io.parse_example(r, spec))
+  batches = list(ds.as_numpy_iterator())
+  return {k: np.concatenate([b[k] for b in batches]) for k in spec}
