@@ -39,14 +39,18 @@ def configure(mixed_precision: str = 'float32'):
   return strategy, mixed_precision
 
 
+def _tf_config() -> dict:
+  return json.loads(os.environ.get('TF_CONFIG', '{}'))
+
+
 def _num_workers() -> int:
-  cluster = json.loads(os.environ.get('TF_CONFIG', '{}')).get('cluster', {})
+  cluster = _tf_config().get('cluster', {})
   return len(cluster.get('worker', [])) + len(cluster.get('chief', []))
 
 
 def is_chief() -> bool:
   """Only the chief exports: the task is chief, or worker 0 when there is no chief."""
-  config = json.loads(os.environ.get('TF_CONFIG', '{}'))
+  config = _tf_config()
   task = config.get('task', {})
   if not task:
     return True
