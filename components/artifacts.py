@@ -6,4 +6,4 @@ class FeatureNetwork(artifact.Artifact):
   """A network whose features FID and precision/recall are computed on (e.g. the digit
   classifier the pipeline trains), kept apart from Model so that no resolver mistakes it for a
   candidate generative model."""
-  TYPE_NAME = 'FeatureNetwork'
+  TYPE_NAME = 'nvae.FeatureNetwork'  # namespaced: Kubeflow V2 requires it of custom types

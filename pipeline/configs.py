@@ -17,6 +17,17 @@ TRAINER_MODULE = os.path.join(PROJECT_ROOT, 'components', 'trainer', 'trainer_mo
 TRAINER_CODE = ('model_code/*.py', 'components/training/*.py', 'components/per_step_preprocessing.py',
                 'components/image_grid.py')
 
+# Containers (Kubeflow; the Dockerfile) import the same code from the installed project
+# instead of TFX-packaged module files; the fingerprint of the Transform code then stands in for
+# the module file's hash in Transform's cache key.
+TRANSFORM_FN = 'components.transform.preprocessing.preprocessing_fn'
+TRAINER_FN = 'components.trainer.trainer_module.run_fn'
+TRANSFORM_CODE = ('components/transform/*.py',)
+IMAGE_PROJECT_ROOT = '/pipeline'  # where the Dockerfile puts this project inside the image
+# The image links the embedded digits' directory here: ExampleGen's driver fingerprints its
+# input_base inside the container, not on the machine that compiled the pipeline.
+IMAGE_EMBEDDED_DATA = IMAGE_PROJECT_ROOT + '/data/embedded'
+
 # In-memory DirectRunner: fastest for the embedded 5,000 digits, where worker start-up would
 # dominate. Bigger data: pass e.g. --direct_running_mode=multi_processing --direct_num_workers=0
 # or another runner's flags (README, "Scaling Beam").

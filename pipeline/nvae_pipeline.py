@@ -40,10 +40,26 @@ def create_pipeline(
     training: Optional[configs.TrainingOptions] = None,
     evaluation: configs.EvaluationOptions = configs.EvaluationOptions(),
     serving_dir: Optional[str] = None,
+    code_in_image: bool = False,
 ) -> tfx.dsl.Pipeline:
-  """training=None builds only the data half (ingestion, validation, Transform)."""
+  """training=None builds only the data half (ingestion, validation, Transform).
+
+  code_in_image: the components run in the project's container image (Dockerfile), so
+  Transform and Trainer import their functions from the installed project instead of TFX
+  packaging module files at compile time, and project paths are the image's.
+  """
   transform_custom_config = transform_custom_config or transform_config(source.dataset)
-  example_gen = ImageExampleGen(source)
+  if code_in_image:
+    example_gen = ImageExampleGen(
+        source, input_base=configs.IMAGE_EMBEDDED_DATA if source.source == 'embedded' else None)
+    schema_dir = schema_dir or os.path.join(configs.IMAGE_PROJECT_ROOT, 'schemas', source.dataset)
+    transform_code = dict(preprocessing_fn=configs.TRANSFORM_FN)
+    transform_custom_config = {
+        **transform_custom_config,
+        'code_fingerprint': configs.code_fingerprint(configs.TRANSFORM_CODE)}
+  else:
+    example_gen = ImageExampleGen(source)
+    transform_code = dict(module_file=configs.TRANSFORM_MODULE)
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
   schema_gen = tfx.components.ImportSchemaGen(
       schema_file=os.path.join(schema_dir or configs.schema_dir(source.dataset), 'schema.pbtxt'))
@@ -54,8 +70,8 @@ def create_pipeline(
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],
       schema=validation_gate.outputs['validated_schema'],
-      module_file=configs.TRANSFORM_MODULE,
       custom_config=transform_custom_config,
+      **transform_code,
       # Per-pixel statistics of images are large and say little; ingestion stats suffice.
       disable_statistics=True)
 
@@ -64,7 +80,7 @@ def create_pipeline(
   if training is not None:
     components += _model_half(source.dataset, transform, training, evaluation,
                               transform_custom_config.get('binarization', 'dynamic'),
-                              serving_dir or configs.serving_dir(source.dataset))
+                              serving_dir or configs.serving_dir(source.dataset), code_in_image)
 
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
@@ -75,9 +91,12 @@ def create_pipeline(
       beam_pipeline_args=list(beam_pipeline_args))
 
 
-def _model_half(dataset, transform, training, evaluation, binarization, serving_dir):
+def _model_half(dataset, transform, training, evaluation, binarization, serving_dir,
+                code_in_image):
+  trainer_code = (dict(run_fn=configs.TRAINER_FN) if code_in_image
+                  else dict(module_file=configs.TRAINER_MODULE))
   trainer = tfx.components.Trainer(
-        module_file=configs.TRAINER_MODULE,
+        **trainer_code,
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
