@@ -53,6 +53,8 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
   p.add_argument('--readjust_bn_passes', type=int, default=evaluation.readjust_bn_passes)
   p.add_argument('--no_digit_classifier', action='store_true',
                  help='MNIST: no FID/precision/recall on the trained digit classifier')
+  p.add_argument('--digit_classifier_epochs', type=int,
+                 default=evaluation.digit_classifier_epochs)
   p.add_argument('--inception_weights', default='',
                  help='Inception-v3 no-top weights file (.h5): adds *_inception_v3 metrics')
   p.add_argument('--max_nll', type=float, default=evaluation.max_nll,
@@ -112,6 +114,7 @@ def evaluation_options(args, **runtime_parameters) -> configs.EvaluationOptions:
       num_iw_samples=args.iw_samples, fid_num_samples=args.fid_samples,
       sample_temperature=args.sample_temperature, readjust_bn_passes=args.readjust_bn_passes,
       digit_classifier=not args.no_digit_classifier,
+      digit_classifier_epochs=args.digit_classifier_epochs,
       inception_weights=_local(args.inception_weights),
       max_nll=args.max_nll, max_fid=args.max_fid, max_regression=args.max_regression)
   return configs.EvaluationOptions(**{**values, **runtime_parameters})

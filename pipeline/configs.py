@@ -17,16 +17,17 @@ TRAINER_MODULE = os.path.join(PROJECT_ROOT, 'components', 'trainer', 'trainer_mo
 TRAINER_CODE = ('model_code/*.py', 'components/training/*.py', 'components/per_step_preprocessing.py',
                 'components/image_grid.py')
 
-# Containers (Kubeflow; the Dockerfile) import the same code from the installed project
-# instead of TFX-packaged module files; the fingerprint of the Transform code then stands in for
-# the module file's hash in Transform's cache key.
+# Airflow workers and containers (Kubeflow; the Dockerfile) import the same code from the
+# installed project instead of TFX-packaged module files; the fingerprint of the Transform code
+# then stands in for the module file's hash in Transform's cache key.
 TRANSFORM_FN = 'components.transform.preprocessing.preprocessing_fn'
 TRAINER_FN = 'components.trainer.trainer_module.run_fn'
 TRANSFORM_CODE = ('components/transform/*.py',)
 IMAGE_PROJECT_ROOT = '/pipeline'  # where the Dockerfile puts this project inside the image
-# The image links the embedded digits' directory here: ExampleGen's driver fingerprints its
-# input_base inside the container, not on the machine that compiled the pipeline.
-IMAGE_EMBEDDED_DATA = IMAGE_PROJECT_ROOT + '/data/embedded'
+# Relative to the project root, inside the image: the Dockerfile links the embedded digits'
+# directory here, because ExampleGen's driver fingerprints its input_base in the container,
+# not on the machine that compiled the pipeline.
+IMAGE_EMBEDDED_DATA = 'data/embedded'
 
 # In-memory DirectRunner: fastest for the embedded 5,000 digits, where worker start-up would
 # dominate. Bigger data: pass e.g. --direct_running_mode=multi_processing --direct_num_workers=0
@@ -109,3 +110,43 @@ class EvaluationOptions:
   max_fid: Optional[float] = None
   max_regression: float = 0.01  # a candidate may be at most 1% worse than the last blessed model
   seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class AirflowOptions:
+  """When the Airflow DAG (pipeline/airflow_dag.py) runs. Each field can be set in the
+  scheduler's and workers' environment as NVAE_AIRFLOW_<FIELD>, e.g. NVAE_AIRFLOW_SCHEDULE=@daily
+  (NVAE_AIRFLOW_SCHEDULE=none: only triggered runs)."""
+  schedule: Optional[str] = '@weekly'
+  start_date: str = '2026-01-01'  # ISO date, UTC
+  retries: int = 1
+  retry_delay_minutes: int = 10
+
+  @classmethod
+  def from_env(cls, env) -> 'AirflowOptions':
+    values = {}
+    for field in dataclasses.fields(cls):
+      text = env.get(f'NVAE_AIRFLOW_{field.name.upper()}')
+      if text is None:
+        continue
+      if field.name == 'schedule':
+        values[field.name] = None if text.lower() == 'none' else text
+      else:
+        values[field.name] = int(text) if field.type is int else text
+    return cls(**values)
+
+
+def airflow_root(dataset: str) -> str:
+  """Default pipeline root, ML Metadata and serving directory of the Airflow deployment, kept
+  apart from run_local.py's: the two runners record executions differently."""
+  return os.path.join(OUTPUT_ROOT, 'airflow', pipeline_name(dataset))
+
+
+def tensorflow_environment() -> None:
+  """Environment defaults for TensorFlow; call before it is imported.
+
+  TensorFlow enables its oneDNN kernels by default only on CPUs with AVX-512 VNNI/BF16/AMX; on
+  AVX2 machines they make NVAE's convolution back-propagation about twice as fast
+  (bench/bench_train_step.py).
+  """
+  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')

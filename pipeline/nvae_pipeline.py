@@ -40,25 +40,36 @@ def create_pipeline(
     training: Optional[configs.TrainingOptions] = None,
     evaluation: configs.EvaluationOptions = configs.EvaluationOptions(),
     serving_dir: Optional[str] = None,
-    code_in_image: bool = False,
+    user_code: str = 'module_files',
+    image_root: Optional[str] = None,
+    validate_source: bool = True,
 ) -> tfx.dsl.Pipeline:
   """training=None builds only the data half (ingestion, validation, Transform).
 
-  code_in_image: the components run in the project's container image (Dockerfile), so
-  Transform and Trainer import their functions from the installed project instead of TFX
-  packaging module files at compile time, and project paths are the image's.
+  user_code: 'module_files' (TFX packages the Transform and Trainer module files when the
+  pipeline is compiled, and their content is part of the cache key: local runs) or 'installed'
+  (they are imported from the installed project, as in the Airflow environment and the
+  container image; a fingerprint of the code keeps the cache honest).
+  image_root: where the project lives inside the container image the components run in (its
+  schemas, the embedded digits); None: this checkout.
+  validate_source: check the data source now, so bad input fails before anything runs; off
+  where the pipeline is built often (an Airflow scheduler parses DAG files every few seconds).
   """
+  if user_code not in ('module_files', 'installed'):
+    raise ValueError(f"user_code must be 'module_files' or 'installed', got {user_code!r}")
   transform_custom_config = transform_custom_config or transform_config(source.dataset)
-  if code_in_image:
-    example_gen = ImageExampleGen(
-        source, input_base=configs.IMAGE_EMBEDDED_DATA if source.source == 'embedded' else None)
-    schema_dir = schema_dir or os.path.join(configs.IMAGE_PROJECT_ROOT, 'schemas', source.dataset)
+  input_base = None
+  if image_root:
+    schema_dir = schema_dir or os.path.join(image_root, 'schemas', source.dataset)
+    if source.source == 'embedded':
+      input_base = os.path.join(image_root, configs.IMAGE_EMBEDDED_DATA)
+  example_gen = ImageExampleGen(source, validate_now=validate_source, input_base=input_base)
+  if user_code == 'installed':
     transform_code = dict(preprocessing_fn=configs.TRANSFORM_FN)
     transform_custom_config = {
         **transform_custom_config,
         'code_fingerprint': configs.code_fingerprint(configs.TRANSFORM_CODE)}
   else:
-    example_gen = ImageExampleGen(source)
     transform_code = dict(module_file=configs.TRANSFORM_MODULE)
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
   schema_gen = tfx.components.ImportSchemaGen(
@@ -80,7 +91,7 @@ def create_pipeline(
   if training is not None:
     components += _model_half(source.dataset, transform, training, evaluation,
                               transform_custom_config.get('binarization', 'dynamic'),
-                              serving_dir or configs.serving_dir(source.dataset), code_in_image)
+                              serving_dir or configs.serving_dir(source.dataset), user_code)
 
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
@@ -91,9 +102,8 @@ def create_pipeline(
       beam_pipeline_args=list(beam_pipeline_args))
 
 
-def _model_half(dataset, transform, training, evaluation, binarization, serving_dir,
-                code_in_image):
-  trainer_code = (dict(run_fn=configs.TRAINER_FN) if code_in_image
+def _model_half(dataset, transform, training, evaluation, binarization, serving_dir, user_code):
+  trainer_code = (dict(run_fn=configs.TRAINER_FN) if user_code == 'installed'
                   else dict(module_file=configs.TRAINER_MODULE))
   trainer = tfx.components.Trainer(
         **trainer_code,

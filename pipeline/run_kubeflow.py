@@ -92,7 +92,7 @@ def build_pipeline(args):
       training=cli.training_options(args),
       evaluation=evaluation,
       serving_dir=args.serving_dir or args.pipeline_root.rstrip('/') + '/serving',
-      code_in_image=True)
+      user_code='installed', image_root=configs.IMAGE_PROJECT_ROOT)
   resources = resource_spec(args.gpus, args.gpu_type, args.cpus, args.memory_gb)
   for component in pipeline.components:
     if component.id in MODEL_NODES:

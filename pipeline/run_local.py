@@ -28,10 +28,7 @@ def parse_args(argv):
 def main(argv=None):
   args = parse_args(sys.argv[1:] if argv is None else argv)
   logging_setup.configure(args.verbose)
-  # TensorFlow enables its oneDNN kernels by default only on CPUs with AVX-512 VNNI/BF16/AMX;
-  # on AVX2 machines they make NVAE's convolution back-propagation about twice as fast
-  # (bench/bench_train_step.py). Must be set before TensorFlow is imported.
-  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+  configs.tensorflow_environment()
   from tfx import v1 as tfx
 
   from components.example_gen.errors import DataError

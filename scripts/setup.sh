@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Creates .venv (project-local) with exactly the packages in requirements.lock and installs
 # this project into it in editable mode. A re-run with nothing changed returns in about a second.
+#   bash scripts/setup.sh           # .venv: the pipeline, tests, Kubeflow compile
+#   bash scripts/setup.sh airflow   # .venv-airflow: the same plus Airflow (requirements-airflow.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 UV_VERSION=0.13.8
-VENV=.venv
-stamp_key=$(cat requirements.lock pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+case "${1:-main}" in
+  main) VENV=.venv; LOCK=requirements.lock ;;
+  airflow) VENV=.venv-airflow; LOCK=requirements-airflow.lock ;;
+  *) echo "usage: $0 [main|airflow]" >&2; exit 2 ;;
+esac
+stamp_key=$(cat "$LOCK" pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 stamp="$VENV/.installed-$stamp_key"
 
 if [ -f "$stamp" ]; then
@@ -24,8 +30,8 @@ start=$(date +%s)
 # user-module wheels at run time.
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION"
 export UV_PYTHON_DOWNLOADS=never
-echo "setup: installing requirements.lock into $VENV"
-"$VENV/bin/uv" pip sync -q --python "$VENV/bin/python" requirements.lock
+echo "setup: installing $LOCK into $VENV"
+"$VENV/bin/uv" pip sync -q --python "$VENV/bin/python" "$LOCK"
 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" "uv==$UV_VERSION" pip
 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps -e .
 rm -f "$VENV"/.installed-*

@@ -153,7 +153,7 @@ def test_cpu_only_embedded_digits(tmp_path):
   resources = executors(job)['Trainer_executor']['container']['resources']
   assert resources == {'cpuLimit': 8.0, 'memoryLimit': 32.0}
   example_gen = tasks(job)['ImageExampleGen']
-  assert parameter(example_gen, 'input_base') == configs.IMAGE_EMBEDDED_DATA
+  assert parameter(example_gen, 'input_base') == '/pipeline/data/embedded'
   assert not any(t.get('cachingOptions', {}).get('enableCache') for t in tasks(job).values())
   # In-container default: a Beam worker per CPU.
   args = executors(job)['Transform_executor']['container']['args']
