@@ -51,6 +51,9 @@ class NVAEConfig:
     total_steps: int = 10000
     batch_size: int = 64
     mixed_precision: str = "float32"  # 'float32', 'mixed_float16' or 'mixed_bfloat16'
+    # BatchNorm statistics over the global batch of all replicas, as the official SyncBatchNorm
+    # (Keras implements it on TensorFlow only); the Trainer sets it when training on several.
+    sync_batch_norm: bool = False
     seed: int = 1
 
     @property

@@ -21,6 +21,7 @@ import math
 import keras
 import numpy as np
 from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution  # not in the public API (3.12)
 
 from model_code import schedules
 from model_code.config import NVAEConfig, get_config
@@ -54,6 +55,10 @@ class NVAE(keras.Model):
         self.num_groups = sum(self.groups_per_scale)
         self._build_encoder()
         self._build_decoder()
+        if config.sync_batch_norm and keras.backend.backend() != "tensorflow":
+            raise ValueError("sync_batch_norm needs the TensorFlow backend")
+        for bn in self._batch_norms():
+            bn.synchronized = config.sync_batch_norm
         self.spectral = SpectralRegularizer([conv.matrix_shape for conv in self._convs()],
                                             dtype="float32")
         self.global_step = self.add_weight(shape=(), dtype="int32", initializer="zeros",
@@ -290,7 +295,10 @@ class NVAE(keras.Model):
         self.trackers["beta"].update_state(beta)
         self.trackers["lr"].update_state(self.lr_schedule(step))
         step.assign_add(1)
-        return ops.mean(recon + beta * kl_term) + c.weight_decay_norm * (spectral + bn)
+        loss = ops.mean(recon + beta * kl_term) + c.weight_decay_norm * (spectral + bn)
+        # Each replica's share of the global mean, as Keras' own losses return it: gradients are
+        # summed over replicas (a no-op without tf.distribute and on other backends).
+        return scale_loss_for_distribution(loss)
 
     # --------------------------------------------------- sampling, evaluation
 

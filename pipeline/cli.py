@@ -40,6 +40,8 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
   p.add_argument('--train_steps', type=int, default=training.train_steps)
   p.add_argument('--batch_size', type=int, default=training.batch_size)
   p.add_argument('--steps_per_epoch', type=int, default=training.steps_per_epoch)
+  p.add_argument('--checkpoint_every_steps', type=int, default=training.checkpoint_every_steps,
+                 help='checkpoint interval (also at every epoch end); a re-run resumes from it')
   p.add_argument('--mixed_precision', default=training.mixed_precision,
                  choices=['float32', 'mixed_float16', 'mixed_bfloat16'], help='GPU only')
   p.add_argument('--no_train', action='store_true', help='stop after Transform')
@@ -104,7 +106,8 @@ def training_options(args) -> Optional[configs.TrainingOptions]:
   return configs.TrainingOptions(
       preset=args.preset, overrides=dict(item.split('=', 1) for item in args.set),
       train_steps=args.train_steps, batch_size=args.batch_size,
-      steps_per_epoch=args.steps_per_epoch, mixed_precision=args.mixed_precision)
+      steps_per_epoch=args.steps_per_epoch, checkpoint_every_steps=args.checkpoint_every_steps,
+      mixed_precision=args.mixed_precision)
 
 
 def evaluation_options(args, **runtime_parameters) -> configs.EvaluationOptions:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 
+import keras
 import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
@@ -43,26 +44,33 @@ def run_fn(fn_args):
     return input_data.image_dataset(fn_args.data_accessor, files, tft_output, batch, dataset,
                                     binarization, training, repeat)
 
+  config = loop.scaled_config(
+      cfg.get('preset', 'cpu'), cfg.get('overrides', {}), total_steps, dataset=dataset,
+      image_size=int(image_shape[0]), batch_size=batch_size, mixed_precision=precision,
+      sync_batch_norm=strategy.num_replicas_in_sync > 1)
+  # One seed for weights, model noise and per-step binarization: re-runs are reproducible and
+  # every worker of a multi-worker run reads the same data stream before sharding.
+  keras.utils.set_random_seed(config.seed)
   eval_images = next(iter(images(fn_args.eval_files, training=False, batch=64))).numpy()
   with strategy.scope():
-    config = loop.scaled_config(
-        cfg.get('preset', 'cpu'), cfg.get('overrides', {}), total_steps, dataset=dataset,
-        image_size=int(image_shape[0]), batch_size=batch_size,
-        mixed_precision=precision)
     model = loop.build_model(config, cfg.get('jit_compile', 'auto'))
   logging.info('NVAE preset %s: %d parameters, %d steps of batch %d.', cfg.get('preset', 'cpu'),
                model.num_parameters(), total_steps, batch_size)
-  state = checkpoints.TrainingState(checkpoint_dir(fn_args))
+  chief = runtime.is_chief()
+  state = checkpoints.TrainingState(checkpoint_dir(fn_args), writer=chief)
   summary = loop.train(
       model, images(fn_args.train_files, training=True), total_steps,
       int(cfg.get('steps_per_epoch', 100)), state, fn_args.model_run_dir,
       eval_ds=images(fn_args.eval_files, training=False),
       eval_steps=int(cfg.get('eval_steps', 5)), eval_images=eval_images,
       checkpoint_every=int(cfg.get('checkpoint_every_steps', 200)),
-      sample_temperature=float(cfg.get('sample_temperature', 1.0)))
+      sample_temperature=float(cfg.get('sample_temperature', 1.0)), chief=chief)
   logging.info('Training finished: %s', summary)
-  if runtime.is_chief():
+  if chief:
+    if strategy.num_replicas_in_sync > 1:
+      model = export.single_device_copy(model)
     export.export(model, fn_args.serving_model_dir, tft_output, dataset, binarization)
     tf.io.gfile.rmtree(state.directory)  # the exported model supersedes the checkpoint
   else:
     tf.io.gfile.makedirs(fn_args.serving_model_dir)  # TFX checks the directory exists
+  runtime.wait_for_all_workers(strategy)

@@ -15,6 +15,11 @@ def _variables(model):
   return list(model.weights) + list(model.optimizer.variables)
 
 
+def step(model) -> int:
+  """Optimizer steps applied so far (the variable is mirrored under a distribution strategy)."""
+  return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 def all_finite(model) -> bool:
   return all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in model.weights
              if v.dtype.startswith('float'))
@@ -22,8 +27,11 @@ def all_finite(model) -> bool:
 
 class TrainingState:
 
-  def __init__(self, directory: str):
+  def __init__(self, directory: str, writer: bool = True):
+    """writer: False on all but one worker of a multi-worker run; the others go through the
+    same steps (reading distributed variables may need every worker) but write nothing."""
     self.directory = directory
+    self.writer = writer
     self.path = f'{directory.rstrip("/")}/{STATE_FILE}'
 
   def exists(self) -> bool:
@@ -33,10 +41,12 @@ class TrainingState:
     """Saves if every weight is finite (a non-finite state is never a restore point)."""
     if not all_finite(model):
       logging.warning('Not checkpointing step %d: the weights are not finite.',
-                      int(model.optimizer.iterations))
+                      step(model))
       return False
     buffer = io.BytesIO()
     np.savez(buffer, *[keras.ops.convert_to_numpy(v) for v in _variables(model)])
+    if not self.writer:
+      return True
     tf.io.gfile.makedirs(self.directory)
     tmp = self.path + '.tmp'
     with tf.io.gfile.GFile(tmp, 'wb') as f:
@@ -56,7 +66,7 @@ class TrainingState:
                        '(was the configuration changed?)')
     for variable, value in zip(variables, values):
       variable.assign(value)
-    return int(model.optimizer.iterations)
+    return step(model)
 
 
 class Checkpointer(keras.callbacks.Callback):
@@ -68,8 +78,8 @@ class Checkpointer(keras.callbacks.Callback):
     self.every_steps = every_steps
 
   def on_train_batch_end(self, batch, logs=None):
-    step = int(self.model.optimizer.iterations)
-    if self.every_steps and step and step % self.every_steps == 0:
+    done = step(self.model)
+    if self.every_steps and done and done % self.every_steps == 0:
       self.state.save(self.model)
 
   def on_epoch_end(self, epoch, logs=None):

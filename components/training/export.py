@@ -11,6 +11,7 @@ binarization as NVAE's evaluation does; log_likelihood_images takes images as th
 them (MNIST: already binary). Both return the importance-weighted bound with num_samples
 samples, computed in chunks so memory stays bounded at K = 1000.
 """
+import dataclasses
 import math
 import os
 
@@ -18,6 +19,7 @@ import tensorflow as tf
 
 from components.training import input_data
 from components.training.checkpoints import all_finite
+from model_code.nvae import NVAE
 
 KERAS_DIR = 'Format-Keras'  # beside TFX's Format-Serving inside the Model artifact
 KERAS_FILE = 'nvae.keras'
@@ -80,6 +82,14 @@ class NVAEServing(tf.Module):
                              (0, total))
     _, total = tf.while_loop(lambda i, t: i < num_samples % IW_CHUNK, add_chunk(1), (0, total))
     return {'log_likelihood': total - tf.math.log(tf.cast(num_samples, tf.float32))}
+
+
+def single_device_copy(model):
+  """The trained model rebuilt outside tf.distribute: a SavedModel cannot hold functions over
+  the mirrored variables of a multi-GPU or multi-worker run."""
+  copy = NVAE(dataclasses.replace(model.config, sync_batch_norm=False))
+  copy.set_weights(model.get_weights())
+  return copy
 
 
 def export(model, serving_model_dir: str, tft_output, dataset: str, binarization: str) -> None:

@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from components.training import checkpoints
 from components.training.checkpoints import TrainingState
 
 
@@ -29,11 +30,11 @@ class NonFiniteGuard(keras.callbacks.Callback):
     self._state_before = []
 
   def on_train_batch_begin(self, batch, logs=None):
-    self._last_step = int(self.model.optimizer.iterations)
+    self._last_step = checkpoints.step(self.model)
     self._state_before = [tf.identity(v.value) for v in self.model.non_trainable_variables]
 
   def on_train_batch_end(self, batch, logs=None):
-    if int(self.model.optimizer.iterations) != self._last_step:
+    if checkpoints.step(self.model) != self._last_step:
       self._consecutive = 0
       return
     for variable, value in zip(self.model.non_trainable_variables, self._state_before):

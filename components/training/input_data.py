@@ -38,7 +38,11 @@ def image_dataset(data_accessor, file_pattern, tft_output, batch_size: int, data
       num_epochs=None if repeat else 1)
   ds = data_accessor.tf_dataset_factory(file_pattern, options,
                                         tft_output.transformed_metadata.schema)
-  return ds.map(lambda f: per_step(to_model_images(f[preprocessing.IMAGE]), dataset, binarization,
+  # Multi-worker training shards by element, not by file: it works with any number of files
+  # (Transform may write one) and makes the global batches those of single-worker training.
+  sharding = tf.data.Options()
+  sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+  return ds.with_options(sharding).map(lambda f: per_step(to_model_images(f[preprocessing.IMAGE]), dataset, binarization,
                                    training),
                 num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

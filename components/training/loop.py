@@ -49,24 +49,27 @@ class StopAtStep(keras.callbacks.Callback):
     self.total_steps = total_steps
 
   def on_train_batch_end(self, batch, logs=None):
-    if int(self.model.optimizer.iterations) >= self.total_steps:
+    if checkpoints.step(self.model) >= self.total_steps:
       self.model.stop_training = True
 
 
 def train(model, train_ds, total_steps: int, steps_per_epoch: int, state: checkpoints.TrainingState,
           log_dir: str, eval_ds=None, eval_steps: int = 0, eval_images=None,
           checkpoint_every: int = 0, sample_temperature: float = 1.0,
-          nan_patience: int = 20) -> dict:
+          nan_patience: int = 20, chief: bool = True) -> dict:
   """Trains until total_steps updates, resuming from `state` if it holds a checkpoint.
-  nan_patience: consecutive non-finite steps before stepping back to the last checkpoint."""
+  nan_patience: consecutive non-finite steps before stepping back to the last checkpoint.
+  chief: False on all but one worker of a multi-worker run: no logs, images or summary."""
   start_step = state.restore(model) if state.exists() else 0
   if start_step:
     logging.info('Resuming from the checkpoint at step %d of %d (%s).', start_step, total_steps,
                  state.path)
   non_finite = guard.NonFiniteGuard(state, patience=nan_patience)
   callbacks = [StopAtStep(total_steps), checkpoints.Checkpointer(state, checkpoint_every),
-               non_finite, keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch')]
-  if eval_images is not None:
+               non_finite]
+  if chief:
+    callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch'))
+  if chief and eval_images is not None:
     callbacks.append(monitoring.EpochImages(log_dir, eval_images, temperature=sample_temperature))
   started = time.time()
   history = {}
@@ -78,7 +81,7 @@ def train(model, train_ds, total_steps: int, steps_per_epoch: int, state: checkp
         initial_epoch=start_step // steps_per_epoch,
         validation_data=eval_ds, validation_steps=eval_steps or None,
         callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2).history
-  steps = int(model.optimizer.iterations)
+  steps = checkpoints.step(model)
   if steps < total_steps:
     raise guard.DivergenceError(
         f'Only {steps} of {total_steps} steps could be applied; {non_finite.skipped} were '
@@ -89,6 +92,8 @@ def train(model, train_ds, total_steps: int, steps_per_epoch: int, state: checkp
       'seconds': round(time.time() - started, 1),
       'final': {k: float(v[-1]) for k, v in history.items() if v},
   }
+  if not chief:
+    return summary
   tf.io.gfile.makedirs(log_dir)
   with tf.io.gfile.GFile(f'{log_dir.rstrip("/")}/training_summary.json', 'w') as f:
     f.write(json.dumps(summary, indent=1))

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from components import image_grid
+from components.training import checkpoints
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: Cov_x(E_q[z]) above this counts as active
 
@@ -27,7 +28,7 @@ class EpochImages(keras.callbacks.Callback):
     self.temperature = temperature
 
   def on_epoch_end(self, epoch, logs=None):
-    step = int(self.model.optimizer.iterations)
+    step = checkpoints.step(self.model)
     samples = keras.ops.convert_to_numpy(self.model.sample(self.num_samples, self.temperature))
     originals = self.eval_images[:16]
     recons = keras.ops.convert_to_numpy(self.model.reconstruct(originals))

@@ -22,6 +22,7 @@ def configure(mixed_precision: str = 'float32'):
       pass
   if _num_workers() > 1:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    _fix_keras_multi_worker_logs()
   elif len(gpus) > 1:
     strategy = tf.distribute.MirroredStrategy()
   elif gpus:
@@ -57,3 +58,28 @@ def is_chief() -> bool:
   if 'chief' in config.get('cluster', {}):
     return task.get('type') == 'chief'
   return task.get('type') == 'worker' and task.get('index', 0) == 0
+
+
+def _fix_keras_multi_worker_logs():
+  """Keras 3.12 averages fit()'s per-replica logs across workers with strategy.reduce(MEAN,
+  axis=0), which fails on scalars, i.e. on every loss and metric; average them without an axis."""
+  from keras.src.backend.tensorflow import trainer as keras_tf_trainer
+  original = keras_tf_trainer.reduce_per_replica
+  if getattr(original, 'fixed_for_multi_worker', False):
+    return
+
+  def reduce_per_replica(values, strategy, reduction):
+    if (reduction in ('auto', 'mean')
+        and keras_tf_trainer._collective_all_reduce_multi_worker(strategy)):
+      return tf.nest.map_structure(lambda v: strategy.reduce('MEAN', v, axis=None), values)
+    return original(values, strategy, reduction)
+
+  reduce_per_replica.fixed_for_multi_worker = True
+  keras_tf_trainer.reduce_per_replica = reduce_per_replica
+
+
+def wait_for_all_workers(strategy) -> None:
+  """Blocks until every worker gets here (e.g. once the chief has exported): a worker that
+  exits early fails the others' heartbeat checks."""
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    strategy.reduce('SUM', strategy.run(lambda: tf.constant(1.0)), axis=None)
