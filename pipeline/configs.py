@@ -69,9 +69,9 @@ class TrainingOptions:
   """What the Trainer runs; preset and overrides are model_code's (model_code/config.py)."""
   preset: str = 'cpu'
   overrides: Dict[str, str] = dataclasses.field(default_factory=dict)
-  train_steps: int = 700  # about 10 minutes of the cpu preset on 2 cores (bench/)
+  train_steps: int = 450  # about 12 minutes of the cpu preset on 2 cores (bench/bench_pipeline.py)
   batch_size: int = 64
-  steps_per_epoch: int = 70  # about one pass over the embedded 4,500 training digits
+  steps_per_epoch: int = 75  # about one pass over the embedded 4,500 training digits
   eval_steps: int = 5
   checkpoint_every_steps: int = 200
   mixed_precision: str = 'float32'
