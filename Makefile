@@ -1,22 +1,35 @@
-# Every target sets up .venv first (scripts/setup.sh; about a second when nothing changed).
+# Every target sets up its environment first (scripts/setup.sh; about a second when nothing changed).
 PY := .venv/bin/python
+AIRFLOW_PY := .venv-airflow/bin/python
 
-.PHONY: setup run test test-fast bench-ingestion lock
+.PHONY: setup setup-airflow run test test-fast test-airflow bench-ingestion bench-pipeline lock
 
 setup:
 	@bash scripts/setup.sh
 
+setup-airflow:
+	@bash scripts/setup.sh airflow
+
 run: setup
 	$(PY) pipeline/run_local.py
 
-test: setup
+# The whole suite in .venv, then the Airflow DAG tests in the Airflow environment (.venv-airflow,
+# which they need and .venv must not have: requirements-airflow.txt).
+test: setup setup-airflow
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-airflow
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+test-airflow: setup-airflow
+	$(AIRFLOW_PY) -m pytest -q tests/test_airflow_dag.py
+
 bench-ingestion: setup
 	$(PY) bench/bench_ingestion.py
+
+bench-pipeline: setup
+	$(PY) bench/bench_pipeline.py
 
 lock:
 	bash scripts/lock.sh

@@ -30,6 +30,7 @@ def configure(verbose: bool = False) -> None:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0' if verbose else '3')
   if not verbose:
     os.environ.setdefault('PYTHONWARNINGS', 'ignore')  # also quiets TFX's wheel-build subprocess
+    os.environ.setdefault('PIP_QUIET', '1')  # TFX pip-installs user-module wheels per component
   from absl import logging
   logging.set_verbosity(logging.INFO)
   if verbose:
@@ -41,3 +42,6 @@ def configure(verbose: bool = False) -> None:
   absl_logger = py_logging.getLogger('absl')
   absl_logger.setLevel(py_logging.INFO)
   absl_logger.addFilter(_QuietFilter())
+  # Beam warns about every wheel it stages; TFX's user-code wheels are pure Python.
+  py_logging.getLogger('apache_beam.runners.portability.stager').addFilter(
+      lambda record: not record.getMessage().startswith('The .whl package'))

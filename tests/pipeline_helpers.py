@@ -11,7 +11,8 @@ from pipeline import configs, nvae_pipeline, report
 
 
 def run_pipeline(tmp_path, source, transform_custom_config=None, schema_dir=None,
-                 name='nvae-test', training=None, evaluation=None, enable_cache=True):
+                 name='nvae-test', training=None, evaluation=None, enable_cache=True,
+                 beam_pipeline_args=configs.DEFAULT_BEAM_ARGS):
   metadata_path = str(tmp_path / 'metadata.sqlite')
   pipeline = nvae_pipeline.create_pipeline(
       pipeline_name=name,
@@ -20,7 +21,7 @@ def run_pipeline(tmp_path, source, transform_custom_config=None, schema_dir=None
       transform_custom_config=transform_custom_config,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           metadata_path),
-      beam_pipeline_args=configs.DEFAULT_BEAM_ARGS,
+      beam_pipeline_args=beam_pipeline_args,
       schema_dir=schema_dir,
       training=training,
       evaluation=evaluation or configs.EvaluationOptions(),

@@ -33,8 +33,13 @@ def celeba_reference(jpeg_path, size):
       (size, size), Image.BILINEAR))
 
 
-def test_embedded_default_end_to_end(tmp_path):
-  outputs = run_outputs(run_pipeline(tmp_path, SourceOptions()))
+@pytest.mark.parametrize('beam_args', [
+    configs.DEFAULT_BEAM_ARGS,
+    # The scale-out path: separate worker processes, same output.
+    ('--direct_running_mode=multi_processing', '--direct_num_workers=2')],
+    ids=['in_memory', 'multi_processing'])
+def test_embedded_default_end_to_end(tmp_path, beam_args):
+  outputs = run_outputs(run_pipeline(tmp_path, SourceOptions(), beam_pipeline_args=beam_args))
   assert set(outputs) == NODES
   assert all(state == 'COMPLETE' for state, _ in outputs.values())
   examples = outputs['ImageExampleGen'][1]['examples'][0]

@@ -13,7 +13,7 @@ from pipeline import configs, report
 from tests import fixtures
 
 pytestmark = pytest.mark.slow
-STEPS = 400
+STEPS = 200
 
 
 def run_local_command(tmp_path):
