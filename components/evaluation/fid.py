@@ -3,13 +3,14 @@
     FID = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))
 
 With Inception-v3 pool3 features this is the usual FID; any FeatureNetwork works
-(feature_networks.py). The matrix square root follows the reference implementations (TTUR,
-pytorch-fid): offset the diagonals when the product is singular, drop round-off imaginary parts.
+(feature_networks.py). Tr((S1 S2)^(1/2)) is computed from symmetric eigendecompositions rather
+than the reference implementations' general matrix square root (TTUR, pytorch-fid): the same
+value, but exact also for singular covariances (fewer samples than features), where the general
+square root returns garbage and the references fall back to offsetting the diagonals.
 """
 from typing import NamedTuple
 
 import numpy as np
-from scipy import linalg
 
 
 class GaussianStatistics(NamedTuple):
@@ -68,26 +69,33 @@ class StreamingStatistics:
     return GaussianStatistics(self._shift + mean, covariance, self._count)
 
 
-def frechet_distance(stats1: GaussianStatistics, stats2: GaussianStatistics,
-                     eps: float = 1e-6, max_imaginary: float = 1e-3) -> float:
+def _check_psd(eigenvalues: np.ndarray, what: str) -> None:
+  if eigenvalues.min() < -1e-6 * max(1.0, float(np.abs(eigenvalues).max())):
+    raise ValueError(f'{what} is not positive semi-definite (eigenvalue '
+                     f'{eigenvalues.min():.3g}): covariances are not valid')
+
+
+def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+  """Tr((S1 S2)^(1/2)) for covariances S1, S2: S1 S2 has the eigenvalues of the symmetric PSD
+  matrix S1^(1/2) S2 S1^(1/2), whose square roots sum to the trace."""
+  w, v = np.linalg.eigh(sigma1)
+  _check_psd(w, 'the first covariance')
+  _check_psd(np.linalg.eigvalsh(sigma2), 'the second covariance')
+  root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+  product = root @ sigma2 @ root
+  eigenvalues = np.linalg.eigvalsh((product + product.T) / 2)
+  return float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())
+
+
+def frechet_distance(stats1: GaussianStatistics, stats2: GaussianStatistics) -> float:
   mu1, mu2 = np.atleast_1d(stats1.mean), np.atleast_1d(stats2.mean)
   sigma1, sigma2 = np.atleast_2d(stats1.covariance), np.atleast_2d(stats2.covariance)
   if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
     raise ValueError(f'statistics do not match: means {mu1.shape} and {mu2.shape}, '
                      f'covariances {sigma1.shape} and {sigma2.shape}')
-  covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
-  if not np.isfinite(covmean).all():
-    # Singular product (e.g. fewer samples than dimensions): regularise both covariances.
-    offset = np.eye(len(mu1)) * eps
-    covmean, _ = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset), disp=False)
-  if np.iscomplexobj(covmean):
-    # Round-off gives tiny imaginary parts; large ones mean the statistics are broken.
-    if not np.allclose(np.diagonal(covmean).imag, 0, atol=max_imaginary):
-      raise ValueError('matrix square root has a large imaginary part '
-                       f'({np.max(np.abs(covmean.imag)):.3g}): covariances are not valid')
-    covmean = covmean.real
   diff = mu1 - mu2
-  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)
+               - 2 * _trace_sqrt_product(sigma1, sigma2))
 
 
 def fid_from_features(features1, features2) -> float:
