@@ -21,22 +21,22 @@ def configure(mixed_precision: str = 'float32'):
     except RuntimeError:  # already initialised in this process: growth was set then
       pass
   if _num_workers() > 1:
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    strategy, name = tf.distribute.MultiWorkerMirroredStrategy(), 'MultiWorkerMirroredStrategy'
     _fix_keras_multi_worker_logs()
   elif len(gpus) > 1:
-    strategy = tf.distribute.MirroredStrategy()
+    strategy, name = tf.distribute.MirroredStrategy(), 'MirroredStrategy'
   elif gpus:
-    strategy = tf.distribute.OneDeviceStrategy('/gpu:0')
+    strategy, name = tf.distribute.OneDeviceStrategy('/gpu:0'), 'OneDeviceStrategy'
   else:
-    strategy = tf.distribute.get_strategy()
+    strategy, name = tf.distribute.get_strategy(), 'the default strategy'
   if mixed_precision != 'float32' and not gpus:
     logging.warning('Mixed precision %s requested without a GPU; training in float32.',
                     mixed_precision)
     mixed_precision = 'float32'
   devices = ', '.join(d.name for d in tf.config.list_logical_devices() if d.device_type != 'CPU'
                       ) or f'CPU ({os.cpu_count()} cores)'
-  logging.info('Training on %s with %s, %d replica(s), precision %s', devices,
-               type(strategy).__name__, strategy.num_replicas_in_sync, mixed_precision)
+  logging.info('Training on %s with %s, %d replica(s), precision %s', devices, name,
+               strategy.num_replicas_in_sync, mixed_precision)
   return strategy, mixed_precision
 
 
