@@ -83,6 +83,8 @@ def test_embedded_split_is_stratified_and_deterministic():
   assert not set(split['train']) & set(split['eval'])
   assert np.bincount(labels[split['eval']], minlength=10).tolist() == [50] * 10
   np.testing.assert_array_equal(split['eval'], embedded.stratified_split(labels)['eval'])
+  # Shuffled: a prefix of either split holds every class.
+  assert all(len(set(labels[split[s][:60]])) == 10 for s in ('train', 'eval'))
 
 
 def test_celeba_partition_file(tmp_path):

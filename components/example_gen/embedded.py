@@ -20,7 +20,9 @@ def load():
 
 
 def stratified_split(labels: np.ndarray, eval_per_class: int = EVAL_PER_CLASS, seed: int = 0):
-  """Deterministic stratified split: returns {'train': indices, 'eval': indices}, sorted."""
+  """Deterministic stratified split: {'train': indices, 'eval': indices}, each in a fixed
+  shuffled order, because the digits are stored sorted by class and consumers may read only a
+  prefix (the Evaluator scores the first --eval_examples)."""
   rng = np.random.RandomState(seed)
   eval_idx = []
   for c in np.unique(labels):
@@ -28,6 +30,6 @@ def stratified_split(labels: np.ndarray, eval_per_class: int = EVAL_PER_CLASS, s
     if len(members) <= eval_per_class:
       raise ValueError(f'class {c} has {len(members)} digits, cannot hold out {eval_per_class}')
     eval_idx.append(rng.permutation(members)[:eval_per_class])
-  eval_idx = np.sort(np.concatenate(eval_idx))
+  eval_idx = np.concatenate(eval_idx)
   train_idx = np.setdiff1d(np.arange(len(labels)), eval_idx)
-  return {'train': train_idx, 'eval': eval_idx}
+  return {'train': rng.permutation(train_idx), 'eval': rng.permutation(eval_idx)}
