@@ -19,11 +19,17 @@ def binarize_fixed(images: np.ndarray, seed: int) -> np.ndarray:
   return (np.random.RandomState(seed).uniform(size=images.shape) < images).astype(np.float32)
 
 
-def likelihoods(model, images: np.ndarray, num_iw_samples: int, batch_size: int) -> Dict:
-  """Mean negative ELBO and importance-weighted NLL (nats), and both in bits/dim."""
+def iw_log_likelihood(model, num_iw_samples: int, batch_size: int):
+  """A traced function: images [batch_size, ...] -> importance-weighted log p(x) per image."""
   # At most ~1,000 images per forward pass: memory stays bounded for any K (1,000 included).
   chunk = min(num_iw_samples, max(1, 1000 // batch_size))
-  iw = tf.function(lambda x: model.log_likelihood(x, num_samples=num_iw_samples, chunk_size=chunk))
+  return tf.function(lambda x: model.log_likelihood(x, num_samples=num_iw_samples,
+                                                    chunk_size=chunk))
+
+
+def likelihoods(model, images: np.ndarray, num_iw_samples: int, batch_size: int) -> Dict:
+  """Mean negative ELBO and importance-weighted NLL (nats), and both in bits/dim."""
+  iw = iw_log_likelihood(model, num_iw_samples, batch_size)
   elbo = tf.function(model.negative_elbo)
   neg_elbo, log_px = [], []
   for start in range(0, len(images), batch_size):
