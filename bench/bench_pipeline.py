@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import machine  # noqa: E402
-from pipeline import configs, logging_setup  # noqa: E402
+from pipeline import cli, configs, logging_setup  # noqa: E402
 
 WORK_DIR = os.path.join(configs.OUTPUT_ROOT, 'bench', 'pipeline')
 
@@ -109,9 +109,8 @@ def eval_costs(k_values, fid_sizes):
 
 
 def main():
-  own, run_local_args = (sys.argv[1:], [])
-  if '--' in own:
-    own, run_local_args = own[:own.index('--')], own[own.index('--') + 1:]
+  own, run_local_args = cli.split_beam_args(sys.argv[1:])
+  run_local_args = run_local_args or []
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--eval_costs_only', action='store_true')

@@ -90,7 +90,7 @@ def _local(path: str) -> str:
 def source_options(args):
   from components.example_gen.options import SourceOptions
   return SourceOptions(dataset=args.dataset, source=args.source,
-                       data_dir=args.data_dir and _local(args.data_dir),
+                       data_dir=_local(args.data_dir),
                        on_corrupt=args.on_corrupt)
 
 

@@ -62,7 +62,6 @@ def parse_args(argv):
 
 
 def resource_spec(gpus: int, gpu_type: str, cpus: float, memory_gb: float):
-  from tfx.proto.orchestration import placeholder_pb2  # noqa: F401  (registers proto deps)
   from kfp.pipeline_spec import pipeline_spec_pb2
   spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
       cpu_limit=cpus, memory_limit=memory_gb)

@@ -43,10 +43,11 @@ class TrainingState:
       logging.warning('Not checkpointing step %d: the weights are not finite.',
                       step(model))
       return False
-    buffer = io.BytesIO()
-    np.savez(buffer, *[keras.ops.convert_to_numpy(v) for v in _variables(model)])
+    values = [keras.ops.convert_to_numpy(v) for v in _variables(model)]
     if not self.writer:
       return True
+    buffer = io.BytesIO()
+    np.savez(buffer, *values)
     tf.io.gfile.makedirs(self.directory)
     tmp = self.path + '.tmp'
     with tf.io.gfile.GFile(tmp, 'wb') as f:

@@ -9,7 +9,6 @@ import tensorflow as tf
 from absl import logging
 
 from components.training import checkpoints
-from components.training.checkpoints import TrainingState
 
 
 class DivergenceError(RuntimeError):
@@ -18,7 +17,7 @@ class DivergenceError(RuntimeError):
 
 class NonFiniteGuard(keras.callbacks.Callback):
 
-  def __init__(self, state: TrainingState, patience: int = 20, max_restores: int = 2):
+  def __init__(self, state: checkpoints.TrainingState, patience: int = 20, max_restores: int = 2):
     super().__init__()
     self.state = state
     self.patience = patience

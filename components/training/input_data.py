@@ -42,7 +42,8 @@ def image_dataset(data_accessor, file_pattern, tft_output, batch_size: int, data
   # (Transform may write one) and makes the global batches those of single-worker training.
   sharding = tf.data.Options()
   sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-  return ds.with_options(sharding).map(lambda f: per_step(to_model_images(f[preprocessing.IMAGE]), dataset, binarization,
+  ds = ds.with_options(sharding)
+  return ds.map(lambda f: per_step(to_model_images(f[preprocessing.IMAGE]), dataset, binarization,
                                    training),
                 num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
