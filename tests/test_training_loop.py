@@ -57,7 +57,9 @@ def test_resume_after_kill(tmp_path):
   model = tiny_model(12)
   summary = loop.train(model, digits_dataset(), 12, STEPS_PER_EPOCH,
                        checkpoints.TrainingState(str(state_dir)), str(tmp_path / 'logs2'))
-  assert summary['resumed_from_step'] >= 3 and summary['resumed_from_step'] % 3 == 0
+  # Checkpoints come every 3 steps and at every epoch end; the kill may follow either.
+  resumed = summary['resumed_from_step']
+  assert resumed >= 3 and (resumed % 3 == 0 or resumed % STEPS_PER_EPOCH == 0)
   assert summary['steps'] == max(12, summary['resumed_from_step'])
   assert json.load(open(tmp_path / 'logs2' / 'training_summary.json')) == summary
 
