@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 AIRFLOW_PY := .venv-airflow/bin/python
 
-.PHONY: setup setup-airflow run test test-fast test-airflow bench-ingestion bench-pipeline lock
+.PHONY: setup setup-airflow run lint format test test-fast test-airflow bench-ingestion bench-pipeline lock
 
 setup:
 	@bash scripts/setup.sh
@@ -13,13 +13,22 @@ setup-airflow:
 run: setup
 	$(PY) pipeline/run_local.py
 
+# One code style, enforced (configuration: pyproject.toml [tool.ruff]); `make format` applies it.
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: setup
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
 # The whole suite in .venv, then the Airflow DAG tests in the Airflow environment (.venv-airflow,
 # which they need and .venv must not have: requirements-airflow.txt).
-test: setup setup-airflow
+test: setup setup-airflow lint
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory test-airflow
 
-test-fast: setup
+test-fast: setup lint
 	$(PY) -m pytest -q -m "not slow"
 
 test-airflow: setup-airflow

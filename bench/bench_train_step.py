@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # TensorFlow enables its oneDNN kernels by default only on CPUs with AVX-512
 # VNNI/BF16/AMX; on this AVX2 machine they make conv back-propagation ~2x
 # faster. Must be set before TensorFlow is imported.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -48,7 +48,7 @@ def forward_flops_per_image(model):
     Conv2D.call = recording_call
     try:
         size = model.config.image_size
-        model(np.zeros((1, size, size, model.config.in_channels), "float32"), training=False)
+        model(np.zeros((1, size, size, model.config.in_channels), 'float32'), training=False)
     finally:
         Conv2D.call = original
     macs = 0
@@ -63,32 +63,40 @@ def forward_flops_per_image(model):
 
 def backend_info():
     """Backend, accelerators and library versions (bench.machine adds the host)."""
-    versions = {"keras": keras.__version__, "numpy": np.__version__}
+    versions = {'keras': keras.__version__, 'numpy': np.__version__}
     backend = keras.backend.backend()
-    if backend == "tensorflow":
+    if backend == 'tensorflow':
         import tensorflow as tf
-        versions["tensorflow"] = tf.__version__
-        devices = [d.name for d in tf.config.list_physical_devices() if d.device_type != "CPU"]
+
+        versions['tensorflow'] = tf.__version__
+        devices = [d.name for d in tf.config.list_physical_devices() if d.device_type != 'CPU']
     else:
         import jax
-        versions["jax"] = jax.__version__
-        devices = [str(d) for d in jax.devices() if d.platform != "cpu"]
-    return {"platform": platform.platform(), "backend": backend, "accelerators": devices,
-            "versions": versions}
+
+        versions['jax'] = jax.__version__
+        devices = [str(d) for d in jax.devices() if d.platform != 'cpu']
+    return {
+        'platform': platform.platform(),
+        'backend': backend,
+        'accelerators': devices,
+        'versions': versions,
+    }
 
 
 def device_peak_memory():
     """Peak accelerator memory in bytes, or None on CPU."""
     backend = keras.backend.backend()
-    if backend == "tensorflow":
+    if backend == 'tensorflow':
         import tensorflow as tf
-        if tf.config.list_physical_devices("GPU"):
-            return tf.config.experimental.get_memory_info("GPU:0")["peak"]
+
+        if tf.config.list_physical_devices('GPU'):
+            return tf.config.experimental.get_memory_info('GPU:0')['peak']
     else:
         import jax
+
         device = jax.devices()[0]
-        if device.platform != "cpu":
-            return device.memory_stats().get("peak_bytes_in_use")
+        if device.platform != 'cpu':
+            return device.memory_stats().get('peak_bytes_in_use')
     return None
 
 
@@ -101,41 +109,49 @@ class StepTimer(keras.callbacks.Callback):
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        float(logs["loss"])  # wait for the step (JAX dispatches asynchronously)
+        float(logs['loss'])  # wait for the step (JAX dispatches asynchronously)
         self.times.append(time.perf_counter() - self._start)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps, compilation included")
-    parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto",
-                        help="XLA: 'auto' = off on TensorFlow-on-CPU (measured faster), on otherwise")
-    parser.add_argument("--mixed-precision", default=None, help="float32, mixed_float16 or mixed_bfloat16")
-    parser.add_argument("--note", default="", help="free text stored with the result")
-    parser.add_argument("--no-save", action="store_true", help="print only")
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--preset', default='cpu')
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--steps', type=int, default=10, help='timed steps')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed steps, compilation included')
+    parser.add_argument(
+        '--jit',
+        choices=('auto', 'on', 'off'),
+        default='auto',
+        help="XLA: 'auto' = off on TensorFlow-on-CPU (measured faster), on otherwise",
+    )
+    parser.add_argument(
+        '--mixed-precision', default=None, help='float32, mixed_float16 or mixed_bfloat16'
+    )
+    parser.add_argument('--note', default='', help='free text stored with the result')
+    parser.add_argument('--no-save', action='store_true', help='print only')
     args = parser.parse_args(argv)
 
-    overrides = {"total_steps": 1000}
+    overrides = {'total_steps': 1000}
     if args.mixed_precision:
-        overrides["mixed_precision"] = args.mixed_precision
+        overrides['mixed_precision'] = args.mixed_precision
     config = get_config(args.preset, **overrides)
     keras.utils.set_random_seed(config.seed)
     model = NVAE(config)
     info = backend_info()
-    jit = args.jit == "on" or (args.jit == "auto" and not (info["backend"] == "tensorflow" and not info["accelerators"]))
+    jit = args.jit == 'on' or (
+        args.jit == 'auto' and not (info['backend'] == 'tensorflow' and not info['accelerators'])
+    )
     model.compile(optimizer=make_optimizer(config), jit_compile=jit)
     flops = forward_flops_per_image(model)
 
     size = config.image_size
     rng = np.random.default_rng(0)
     shape = (args.batch_size, size, size, config.in_channels)
-    if config.dataset == "mnist":
-        x = (rng.random(shape) < 0.15).astype("float32")
+    if config.dataset == 'mnist':
+        x = (rng.random(shape) < 0.15).astype('float32')
     else:
-        x = np.round(rng.random(shape) * 255.0).astype("float32") / 255.0
+        x = np.round(rng.random(shape) * 255.0).astype('float32') / 255.0
 
     start = time.perf_counter()
     model.fit(x, batch_size=args.batch_size, epochs=args.warmup, verbose=0)
@@ -146,23 +162,25 @@ def main(argv=None):
     images_per_s = args.batch_size / step_s
 
     result = {
-        "benchmark": "train_step",
-        "preset": args.preset,
-        "batch_size": args.batch_size,
-        "mixed_precision": config.mixed_precision,
-        "jit_compile": jit,
-        "parameters": model.num_parameters(),
-        "timed_steps": args.steps,
-        "median_step_s": round(step_s, 4),
-        "step_s_min_max": [round(min(timer.times), 4), round(max(timer.times), 4)],
-        "images_per_s": round(images_per_s, 2),
-        "warmup_s_incl_compile": round(warmup_s, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "peak_device_memory_mb": (lambda b: None if b is None else round(b / 2 ** 20, 1))(device_peak_memory()),
-        "forward_gflops_per_image": round(flops / 1e9, 4),
-        "train_gflops_per_s": round(3 * flops * images_per_s / 1e9, 2),
-        "tf_enable_onednn_opts": os.environ["TF_ENABLE_ONEDNN_OPTS"],
-        "note": args.note,
+        'benchmark': 'train_step',
+        'preset': args.preset,
+        'batch_size': args.batch_size,
+        'mixed_precision': config.mixed_precision,
+        'jit_compile': jit,
+        'parameters': model.num_parameters(),
+        'timed_steps': args.steps,
+        'median_step_s': round(step_s, 4),
+        'step_s_min_max': [round(min(timer.times), 4), round(max(timer.times), 4)],
+        'images_per_s': round(images_per_s, 2),
+        'warmup_s_incl_compile': round(warmup_s, 1),
+        'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        'peak_device_memory_mb': (lambda b: None if b is None else round(b / 2**20, 1))(
+            device_peak_memory()
+        ),
+        'forward_gflops_per_image': round(flops / 1e9, 4),
+        'train_gflops_per_s': round(3 * flops * images_per_s / 1e9, 2),
+        'tf_enable_onednn_opts': os.environ['TF_ENABLE_ONEDNN_OPTS'],
+        'note': args.note,
         **info,
     }
     if not args.no_save:
@@ -171,5 +189,5 @@ def main(argv=None):
     return result
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     main()

@@ -4,6 +4,7 @@ ExampleValidator only records anomalies; nothing downstream reads them. The gate
 into a failed execution whose message lists every anomaly, and otherwise passes the schema
 on, so Transform (which consumes the gate's schema) never sees unvalidated data.
 """
+
 import os
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
@@ -15,21 +16,25 @@ SCHEMA_DIFF_FILE = 'SchemaDiff.pb'  # ExampleValidator's per-split output file
 
 
 class DataValidationError(RuntimeError):
-  pass
+    pass
 
 
 def describe_anomalies(anomalies_artifact) -> list:
-  """One line per anomaly: '<split>: <feature>: <short description>: <description>'."""
-  lines = []
-  for split in artifact_utils.decode_split_names(anomalies_artifact.split_names):
-    path = os.path.join(artifact_utils.get_split_uri([anomalies_artifact], split), SCHEMA_DIFF_FILE)
-    anomalies = anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
-    for feature, info in sorted(anomalies.anomaly_info.items()):
-      lines.append(f'{split}: feature {feature!r}: {info.short_description}: {info.description}')
-    if anomalies.HasField('dataset_anomaly_info'):
-      info = anomalies.dataset_anomaly_info
-      lines.append(f'{split}: dataset: {info.short_description}: {info.description}')
-  return lines
+    """One line per anomaly: '<split>: <feature>: <short description>: <description>'."""
+    lines = []
+    for split in artifact_utils.decode_split_names(anomalies_artifact.split_names):
+        path = os.path.join(
+            artifact_utils.get_split_uri([anomalies_artifact], split), SCHEMA_DIFF_FILE
+        )
+        anomalies = anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
+        for feature, info in sorted(anomalies.anomaly_info.items()):
+            lines.append(
+                f'{split}: feature {feature!r}: {info.short_description}: {info.description}'
+            )
+        if anomalies.HasField('dataset_anomaly_info'):
+            info = anomalies.dataset_anomaly_info
+            lines.append(f'{split}: dataset: {info.short_description}: {info.description}')
+    return lines
 
 
 @tfx.dsl.components.component
@@ -38,10 +43,13 @@ def ValidationGate(
     schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
     validated_schema: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Schema],
 ) -> None:
-  problems = describe_anomalies(anomalies)
-  if problems:
-    raise DataValidationError(
-        'ExampleValidator found anomalies in the input data; stopping before Transform:\n  '
-        + '\n  '.join(problems))
-  schema_file = io_utils.get_only_uri_in_dir(schema.uri)
-  io_utils.copy_file(schema_file, os.path.join(validated_schema.uri, os.path.basename(schema_file)))
+    problems = describe_anomalies(anomalies)
+    if problems:
+        raise DataValidationError(
+            'ExampleValidator found anomalies in the input data; stopping before Transform:\n  '
+            + '\n  '.join(problems)
+        )
+    schema_file = io_utils.get_only_uri_in_dir(schema.uri)
+    io_utils.copy_file(
+        schema_file, os.path.join(validated_schema.uri, os.path.basename(schema_file))
+    )

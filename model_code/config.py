@@ -5,16 +5,15 @@ checked against the README commands of NVlabs/NVAE line by line.
 """
 
 import dataclasses
-from typing import Optional
 
 
 @dataclasses.dataclass(frozen=True)
 class NVAEConfig:
     # Data.
-    dataset: str = "mnist"            # 'mnist' (Bernoulli, 28x28 crop) or 'celeba' (DML)
+    dataset: str = 'mnist'  # 'mnist' (Bernoulli, 28x28 crop) or 'celeba' (DML)
     image_size: int = 32
     num_x_bits: int = 8
-    num_mix: int = 10                 # logistic components of the colour decoder
+    num_mix: int = 10  # logistic components of the colour decoder
     dml_edge_threshold: float = 0.999  # official 0.99 mistreats pixel 254 at 8 bits
 
     # Architecture.
@@ -39,7 +38,7 @@ class NVAEConfig:
     kl_anneal_portion: float = 0.3
     kl_const_portion: float = 1e-4
     kl_const_coeff: float = 1e-4
-    weight_decay_norm: float = 1e-2   # lambda of the spectral and BN-gamma penalties
+    weight_decay_norm: float = 1e-2  # lambda of the spectral and BN-gamma penalties
     num_power_iter: int = 4
 
     # Optimisation.
@@ -50,7 +49,7 @@ class NVAEConfig:
     adamax_epsilon: float = 1e-3
     total_steps: int = 10000
     batch_size: int = 64
-    mixed_precision: str = "float32"  # 'float32', 'mixed_float16' or 'mixed_bfloat16'
+    mixed_precision: str = 'float32'  # 'float32', 'mixed_float16' or 'mixed_bfloat16'
     # BatchNorm statistics over the global batch of all replicas, as the official SyncBatchNorm
     # (Keras implements it on TensorFlow only); the Trainer sets it when training on several.
     sync_batch_norm: bool = False
@@ -58,11 +57,11 @@ class NVAEConfig:
 
     @property
     def in_channels(self):
-        return 1 if self.dataset == "mnist" else 3
+        return 1 if self.dataset == 'mnist' else 3
 
     @property
     def out_channels(self):
-        return 1 if self.dataset == "mnist" else 10 * self.num_mix
+        return 1 if self.dataset == 'mnist' else 10 * self.num_mix
 
     @property
     def groups_per_scale(self):
@@ -75,40 +74,70 @@ class NVAEConfig:
         return groups
 
     def validate(self):
-        if self.dataset not in ("mnist", "celeba"):
-            raise ValueError(f"unknown dataset {self.dataset!r}")
-        if self.mixed_precision not in ("float32", "mixed_float16", "mixed_bfloat16"):
-            raise ValueError(f"unknown mixed_precision {self.mixed_precision!r}")
+        if self.dataset not in ('mnist', 'celeba'):
+            raise ValueError(f'unknown dataset {self.dataset!r}')
+        if self.mixed_precision not in ('float32', 'mixed_float16', 'mixed_bfloat16'):
+            raise ValueError(f'unknown mixed_precision {self.mixed_precision!r}')
         if self.image_size % 2 ** (self.num_preprocess_blocks + self.num_latent_scales - 1):
-            raise ValueError("image_size must be divisible by the total down-sampling")
+            raise ValueError('image_size must be divisible by the total down-sampling')
         if self.num_postprocess_blocks != self.num_preprocess_blocks:
-            raise ValueError("post-process must undo the pre-process down-sampling")
+            raise ValueError('post-process must undo the pre-process down-sampling')
         return self
 
 
 _PRESETS = {
     # Seconds per step on a CPU; for unit tests only.
     # Two groups on each scale so that combiners at both resolutions are exercised.
-    "tiny": dict(num_channels_enc=8, num_channels_dec=8, num_groups_per_scale=2, ada_groups=False,
-                 num_latent_per_group=4, num_preprocess_blocks=1, num_preprocess_cells=1,
-                 num_postprocess_blocks=1, num_postprocess_cells=1, warmup_steps=5,
-                 total_steps=100, batch_size=8),
+    'tiny': dict(
+        num_channels_enc=8,
+        num_channels_dec=8,
+        num_groups_per_scale=2,
+        ada_groups=False,
+        num_latent_per_group=4,
+        num_preprocess_blocks=1,
+        num_preprocess_cells=1,
+        num_postprocess_blocks=1,
+        num_postprocess_cells=1,
+        warmup_steps=5,
+        total_steps=100,
+        batch_size=8,
+    ),
     # The default CPU run (2,231,270 parameters in the official code).
-    "cpu": dict(),
+    'cpu': dict(),
     # README command of NVlabs/NVAE for MNIST (2 GPUs x 200, 400 epochs of 150 steps).
-    "paper_mnist": dict(num_channels_enc=32, num_channels_dec=32, num_groups_per_scale=10,
-                        num_cell_per_cond_enc=2, num_cell_per_cond_dec=2,
-                        num_preprocess_cells=3, num_postprocess_cells=3,
-                        weight_decay_norm=1e-2, warmup_steps=750, total_steps=60000,
-                        batch_size=400),
+    'paper_mnist': dict(
+        num_channels_enc=32,
+        num_channels_dec=32,
+        num_groups_per_scale=10,
+        num_cell_per_cond_enc=2,
+        num_cell_per_cond_dec=2,
+        num_preprocess_cells=3,
+        num_postprocess_cells=3,
+        weight_decay_norm=1e-2,
+        warmup_steps=750,
+        total_steps=60000,
+        batch_size=400,
+    ),
     # README command for CelebA-64 (8 GPUs x 16, 90 epochs of 1,271 steps).
-    "paper_celeba64": dict(dataset="celeba", image_size=64, num_channels_enc=64,
-                           num_channels_dec=64, num_latent_scales=3, num_groups_per_scale=20,
-                           num_cell_per_cond_enc=2, num_cell_per_cond_dec=2,
-                           num_preprocess_blocks=1, num_preprocess_cells=2,
-                           num_postprocess_blocks=1, num_postprocess_cells=2, num_nf=1,
-                           weight_decay_norm=1e-1, warmup_steps=6355, total_steps=114390,
-                           batch_size=128),
+    'paper_celeba64': dict(
+        dataset='celeba',
+        image_size=64,
+        num_channels_enc=64,
+        num_channels_dec=64,
+        num_latent_scales=3,
+        num_groups_per_scale=20,
+        num_cell_per_cond_enc=2,
+        num_cell_per_cond_dec=2,
+        num_preprocess_blocks=1,
+        num_preprocess_cells=2,
+        num_postprocess_blocks=1,
+        num_postprocess_cells=2,
+        num_nf=1,
+        weight_decay_norm=1e-1,
+        warmup_steps=6355,
+        total_steps=114390,
+        batch_size=128,
+    ),
 }
 
 PRESETS = tuple(_PRESETS)
@@ -118,24 +147,24 @@ def _parse(field, text):
     """Converts a CLI string to the type of the dataclass field."""
     kind = field.type if isinstance(field.type, type) else type(field.default)
     if kind is bool:
-        if text.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"{field.name}: expected a boolean, got {text!r}")
-        return text.lower() in ("true", "1")
+        if text.lower() not in ('true', 'false', '1', '0'):
+            raise ValueError(f'{field.name}: expected a boolean, got {text!r}')
+        return text.lower() in ('true', '1')
     return kind(text)
 
 
-def get_config(preset: str = "cpu", overrides: Optional[dict] = None, **kwargs) -> NVAEConfig:
+def get_config(preset: str = 'cpu', overrides: dict | None = None, **kwargs) -> NVAEConfig:
     """Returns a preset with overrides.
 
     `overrides` may hold strings (from a command line); they are converted to
     the field's type. Keyword arguments are used as given.
     """
     if preset not in _PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {PRESETS}")
+        raise ValueError(f'unknown preset {preset!r}; choose from {PRESETS}')
     fields = {f.name: f for f in dataclasses.fields(NVAEConfig)}
     values = dict(_PRESETS[preset])
     for name, value in {**(overrides or {}), **kwargs}.items():
         if name not in fields:
-            raise ValueError(f"unknown config field {name!r}")
+            raise ValueError(f'unknown config field {name!r}')
         values[name] = _parse(fields[name], value) if isinstance(value, str) else value
     return NVAEConfig(**values).validate()

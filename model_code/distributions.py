@@ -23,8 +23,8 @@ class Normal:
     """
 
     def __init__(self, mu, log_sigma, temperature=1.0):
-        self.mu = soft_clamp5(ops.cast(mu, "float32"))
-        self.sigma = (ops.exp(soft_clamp5(ops.cast(log_sigma, "float32"))) + 1e-2) * temperature
+        self.mu = soft_clamp5(ops.cast(mu, 'float32'))
+        self.sigma = (ops.exp(soft_clamp5(ops.cast(log_sigma, 'float32'))) + 1e-2) * temperature
 
     def sample(self, seed):
         return self.mu + self.sigma * keras.random.normal(ops.shape(self.mu), seed=seed)
@@ -42,7 +42,7 @@ class Normal:
 
 class Bernoulli:
     def __init__(self, logits):
-        self.logits = ops.cast(logits, "float32")
+        self.logits = ops.cast(logits, 'float32')
 
     def log_prob(self, x):
         return x * self.logits - ops.softplus(self.logits)
@@ -72,42 +72,53 @@ class DiscretizedMixLogistic:
     """
 
     def __init__(self, params, num_mix=10, num_bits=8, edge_threshold=0.999):
-        params = ops.cast(params, "float32")
+        params = ops.cast(params, 'float32')
         self.num_mix = m = num_mix
-        self.max_value = 2.0 ** num_bits - 1.0
+        self.max_value = 2.0**num_bits - 1.0
         self.edge_threshold = edge_threshold
-        self.logits = params[..., :m]                                          # B, H, W, M
+        self.logits = params[..., :m]  # B, H, W, M
         rest = ops.reshape(params[..., m:], (-1, params.shape[1], params.shape[2], 3, 3 * m))
-        self.means = rest[..., :m]                                             # B, H, W, 3, M
-        self.log_scales = ops.maximum(rest[..., m:2 * m], -7.0)
-        self.coeffs = ops.tanh(rest[..., 2 * m:])
+        self.means = rest[..., :m]  # B, H, W, 3, M
+        self.log_scales = ops.maximum(rest[..., m : 2 * m], -7.0)
+        self.coeffs = ops.tanh(rest[..., 2 * m :])
 
     def _centered(self, x):
         """x minus each component's mean given the preceding colours, [B, H, W, 3, M]."""
         r, g, b = x[..., 0:1], x[..., 1:2], x[..., 2:3]
         means, coeffs = self.means, self.coeffs
-        return ops.stack([r - means[..., 0, :],
-                          g - means[..., 1, :] - coeffs[..., 0, :] * r,
-                          b - means[..., 2, :] - coeffs[..., 1, :] * r - coeffs[..., 2, :] * g], axis=3)
+        return ops.stack(
+            [
+                r - means[..., 0, :],
+                g - means[..., 1, :] - coeffs[..., 0, :] * r,
+                b - means[..., 2, :] - coeffs[..., 1, :] * r - coeffs[..., 2, :] * g,
+            ],
+            axis=3,
+        )
 
     def log_prob(self, images):
         """log p(images) per pixel, [B, H, W]; images in [0, 1] on the 2^bits grid."""
-        x = 2.0 * ops.cast(images, "float32") - 1.0
+        x = 2.0 * ops.cast(images, 'float32') - 1.0
         centered = self._centered(x)
         inv_scale = ops.exp(-self.log_scales)
         plus_in = inv_scale * (centered + 1.0 / self.max_value)
         min_in = inv_scale * (centered - 1.0 / self.max_value)
         mid_in = inv_scale * centered
-        log_cdf_plus = plus_in - ops.softplus(plus_in)          # log sigmoid(plus_in)
+        log_cdf_plus = plus_in - ops.softplus(plus_in)  # log sigmoid(plus_in)
         log_one_minus_cdf_min = -ops.softplus(min_in)
         cdf_delta = ops.sigmoid(plus_in) - ops.sigmoid(min_in)
         # Where the bin mass underflows, use the density at the centre times the bin width.
         log_pdf_mid = mid_in - self.log_scales - 2.0 * ops.softplus(mid_in)
-        log_bin = ops.where(cdf_delta > 1e-5, ops.log(ops.maximum(cdf_delta, 1e-10)),
-                            log_pdf_mid - np.log(self.max_value / 2.0))
+        log_bin = ops.where(
+            cdf_delta > 1e-5,
+            ops.log(ops.maximum(cdf_delta, 1e-10)),
+            log_pdf_mid - np.log(self.max_value / 2.0),
+        )
         xs = x[..., None]
-        log_probs = ops.where(xs < -0.999, log_cdf_plus,
-                              ops.where(xs > self.edge_threshold, log_one_minus_cdf_min, log_bin))
+        log_probs = ops.where(
+            xs < -0.999,
+            log_cdf_plus,
+            ops.where(xs > self.edge_threshold, log_one_minus_cdf_min, log_bin),
+        )
         log_probs = ops.sum(log_probs, axis=3) + ops.log_softmax(self.logits, axis=-1)
         return ops.logsumexp(log_probs, axis=-1)
 
@@ -121,8 +132,8 @@ class DiscretizedMixLogistic:
         u = keras.random.uniform(ops.shape(self.logits), 1e-5, 1.0 - 1e-5, seed=seed)
         gumbel = -ops.log(-ops.log(u))
         choice = ops.argmax(self.logits / temperature + gumbel, axis=-1)
-        onehot = ops.one_hot(choice, self.num_mix, dtype="float32")
-        means = self._select(self.means, onehot)                             # B, H, W, 3
+        onehot = ops.one_hot(choice, self.num_mix, dtype='float32')
+        means = self._select(self.means, onehot)  # B, H, W, 3
         scales = ops.exp(self._select(self.log_scales, onehot)) * temperature
         coeffs = self._select(self.coeffs, onehot)
         u = keras.random.uniform(ops.shape(means), 1e-5, 1.0 - 1e-5, seed=seed)

@@ -37,7 +37,7 @@ def autoregressive_mask(kernel_size, in_channels, out_channels, zero_diag, mirro
     return mask[::-1, ::-1].copy() if mirror else mask
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class AutoregressiveShift(keras.layers.Layer):
     """z - mu(z): masked 3x3 expand, ELU, masked depthwise 5x5, ELU, ELU, masked 1x1."""
 
@@ -45,13 +45,32 @@ class AutoregressiveShift(keras.layers.Layer):
         super().__init__(**kwargs)
         hidden = EXPANSION * num_z
         dtype = self.dtype_policy
-        self.expand = Conv2D(num_z, hidden, 3, use_bias=False, dtype=dtype,
-                             mask=autoregressive_mask(3, num_z, hidden, True, mirror))
-        self.depthwise = Conv2D(hidden, hidden, 5, use_bias=False, depthwise=True, dtype=dtype,
-                                mask=autoregressive_mask(5, hidden, hidden, False, mirror, depthwise=True))
+        self.expand = Conv2D(
+            num_z,
+            hidden,
+            3,
+            use_bias=False,
+            dtype=dtype,
+            mask=autoregressive_mask(3, num_z, hidden, True, mirror),
+        )
+        self.depthwise = Conv2D(
+            hidden,
+            hidden,
+            5,
+            use_bias=False,
+            depthwise=True,
+            dtype=dtype,
+            mask=autoregressive_mask(5, hidden, hidden, False, mirror, depthwise=True),
+        )
         # A 0.1 initial scale keeps the flow close to the identity at the start.
-        self.shift = Conv2D(hidden, num_z, 1, norm_scale=0.1, dtype=dtype,
-                            mask=autoregressive_mask(1, hidden, num_z, False, mirror))
+        self.shift = Conv2D(
+            hidden,
+            num_z,
+            1,
+            norm_scale=0.1,
+            dtype=dtype,
+            mask=autoregressive_mask(1, hidden, num_z, False, mirror),
+        )
 
     def call(self, z):
         h = ops.elu(self.expand(ops.cast(z, self.compute_dtype)))
@@ -59,7 +78,7 @@ class AutoregressiveShift(keras.layers.Layer):
         return z - ops.cast(self.shift(ops.elu(h)), z.dtype)
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class PairedFlow(keras.layers.Layer):
     def __init__(self, num_z, **kwargs):
         super().__init__(**kwargs)

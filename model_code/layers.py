@@ -54,11 +54,11 @@ def upsample_bilinear_align_corners(x):
     """
     rows = ops.cast(_align_corners_matrix(x.shape[1]), x.dtype)
     cols = ops.cast(_align_corners_matrix(x.shape[2]), x.dtype)
-    x = ops.einsum("ih,bhwc->biwc", rows, x)
-    return ops.einsum("jw,biwc->bijc", cols, x)
+    x = ops.einsum('ih,bhwc->biwc', rows, x)
+    return ops.einsum('jw,biwc->bijc', cols, x)
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class Conv2D(keras.layers.Layer):
     """Convolution with PyTorch padding, optional weight norm and kernel mask.
 
@@ -67,8 +67,19 @@ class Conv2D(keras.layers.Layer):
     autoregressive flows) multiplies w before normalisation.
     """
 
-    def __init__(self, in_channels, filters, kernel_size=1, strides=1, use_bias=True,
-                 weight_norm=True, depthwise=False, mask=None, norm_scale=1.0, **kwargs):
+    def __init__(
+        self,
+        in_channels,
+        filters,
+        kernel_size=1,
+        strides=1,
+        use_bias=True,
+        weight_norm=True,
+        depthwise=False,
+        mask=None,
+        norm_scale=1.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.strides = strides
         self.padding = (kernel_size - 1) // 2
@@ -78,14 +89,20 @@ class Conv2D(keras.layers.Layer):
         self._norm_axes = (0, 1, 3) if depthwise else (0, 1, 2)
         fan_in = kernel_size * kernel_size * (1 if depthwise else in_channels)
         shape = (kernel_size, kernel_size, in_channels, 1 if depthwise else filters)
-        self.kernel = self.add_weight(shape=shape, initializer=torch_uniform(fan_in), name="kernel")
-        self.bias = (self.add_weight(shape=(filters,), initializer=torch_uniform(fan_in), name="bias")
-                     if use_bias else None)
+        self.kernel = self.add_weight(shape=shape, initializer=torch_uniform(fan_in), name='kernel')
+        self.bias = (
+            self.add_weight(shape=(filters,), initializer=torch_uniform(fan_in), name='bias')
+            if use_bias
+            else None
+        )
         self.log_weight_norm = None
         if weight_norm:
-            self.log_weight_norm = self.add_weight(shape=(filters,), initializer="zeros",
-                                                   name="log_weight_norm")
-            norm = np.sqrt(np.sum(np.square(self._masked(self.kernel.numpy())), axis=self._norm_axes))
+            self.log_weight_norm = self.add_weight(
+                shape=(filters,), initializer='zeros', name='log_weight_norm'
+            )
+            norm = np.sqrt(
+                np.sum(np.square(self._masked(self.kernel.numpy())), axis=self._norm_axes)
+            )
             self.log_weight_norm.assign(np.log(norm + 1e-2) + math.log(norm_scale))
 
     def _masked(self, kernel):
@@ -93,11 +110,11 @@ class Conv2D(keras.layers.Layer):
 
     def effective_kernel(self):
         """The kernel the convolution uses, in float32 (also used by spectral regularisation)."""
-        kernel = self._masked(ops.cast(self.kernel, "float32"))
+        kernel = self._masked(ops.cast(self.kernel, 'float32'))
         if self.log_weight_norm is None:
             return kernel
         norm = ops.sqrt(ops.sum(ops.square(kernel), axis=self._norm_axes))
-        scale = ops.exp(ops.cast(self.log_weight_norm, "float32")) / (norm + 1e-5)
+        scale = ops.exp(ops.cast(self.log_weight_norm, 'float32')) / (norm + 1e-5)
         return kernel * (scale[:, None] if self.depthwise else scale)
 
     @property
@@ -116,15 +133,15 @@ class Conv2D(keras.layers.Layer):
             # PyTorch pads symmetrically; 'same' with stride 2 would shift the grid.
             p = self.padding
             x = ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
-            padding = "valid"
+            padding = 'valid'
         else:
-            padding = "same" if self.padding else "valid"
+            padding = 'same' if self.padding else 'valid'
         conv = ops.depthwise_conv if self.depthwise else ops.conv
         y = conv(x, kernel, strides=self.strides, padding=padding)
         return y if self.bias is None else y + ops.cast(self.bias, y.dtype)
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class BNSwish(keras.layers.Layer):
     def __init__(self, channels, **kwargs):
         super().__init__(**kwargs)
@@ -134,15 +151,25 @@ class BNSwish(keras.layers.Layer):
         return ops.silu(self.bn(x, training=training))
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class SqueezeExcite(keras.layers.Layer):
     def __init__(self, channels, **kwargs):
         super().__init__(**kwargs)
         hidden = max(channels // 16, 4)
-        self.fc1 = keras.layers.Dense(hidden, activation="relu", kernel_initializer=torch_uniform(channels),
-                                      bias_initializer=torch_uniform(channels), dtype=self.dtype_policy)
-        self.fc2 = keras.layers.Dense(channels, activation="sigmoid", kernel_initializer=torch_uniform(hidden),
-                                      bias_initializer=torch_uniform(hidden), dtype=self.dtype_policy)
+        self.fc1 = keras.layers.Dense(
+            hidden,
+            activation='relu',
+            kernel_initializer=torch_uniform(channels),
+            bias_initializer=torch_uniform(channels),
+            dtype=self.dtype_policy,
+        )
+        self.fc2 = keras.layers.Dense(
+            channels,
+            activation='sigmoid',
+            kernel_initializer=torch_uniform(hidden),
+            bias_initializer=torch_uniform(hidden),
+            dtype=self.dtype_policy,
+        )
         self.fc1.build((None, channels))
         self.fc2.build((None, hidden))
 
@@ -151,7 +178,7 @@ class SqueezeExcite(keras.layers.Layer):
         return x * gate[:, None, None, :]
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class FactorizedReduce(keras.layers.Layer):
     """Down-sampling skip: Swish, then four 1x1 stride-2 convs on shifted grids."""
 
@@ -164,22 +191,26 @@ class FactorizedReduce(keras.layers.Layer):
     def call(self, x):
         x = ops.silu(x)
         shifted = [x, x[:, 1:, 1:], x[:, :, 1:], x[:, 1:, :]]
-        return ops.concatenate([conv(s) for conv, s in zip(self.convs, shifted)], axis=-1)
+        return ops.concatenate(
+            [conv(s) for conv, s in zip(self.convs, shifted, strict=True)], axis=-1
+        )
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class UpsampleSkip(keras.layers.Layer):
     """Up-sampling skip: bilinear (align_corners) x2, then a bias-free 1x1 conv halving channels."""
 
     def __init__(self, in_channels, **kwargs):
         super().__init__(**kwargs)
-        self.conv = Conv2D(in_channels, in_channels // 2, 1, use_bias=False, dtype=self.dtype_policy)
+        self.conv = Conv2D(
+            in_channels, in_channels // 2, 1, use_bias=False, dtype=self.dtype_policy
+        )
 
     def call(self, x):
         return self.conv(upsample_bilinear_align_corners(x))
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class ResidualBranch(keras.layers.Layer):
     """Encoder branch: (BN-Swish-Conv3x3) twice; only the first conv carries the stride."""
 
@@ -196,7 +227,7 @@ class ResidualBranch(keras.layers.Layer):
         return self.conv2(self.act2(x, training=training))
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class InvertedResidualBranch(keras.layers.Layer):
     """Decoder branch: [nearest x2] BN, 1x1 expand, depthwise 5x5, 1x1 project, BN.
 
@@ -212,10 +243,13 @@ class InvertedResidualBranch(keras.layers.Layer):
         self.bn_in = batch_norm(in_channels, dtype)
         self.expand = Conv2D(in_channels, hidden, 1, use_bias=False, weight_norm=False, dtype=dtype)
         self.act1 = BNSwish(hidden, dtype=dtype)
-        self.depthwise = Conv2D(hidden, hidden, 5, use_bias=False, weight_norm=False, depthwise=True,
-                                dtype=dtype)
+        self.depthwise = Conv2D(
+            hidden, hidden, 5, use_bias=False, weight_norm=False, depthwise=True, dtype=dtype
+        )
         self.act2 = BNSwish(hidden, dtype=dtype)
-        self.project = Conv2D(hidden, out_channels, 1, use_bias=False, weight_norm=False, dtype=dtype)
+        self.project = Conv2D(
+            hidden, out_channels, 1, use_bias=False, weight_norm=False, dtype=dtype
+        )
         self.bn_out = batch_norm(out_channels, dtype)
 
     def call(self, x, training=False):
@@ -227,7 +261,7 @@ class InvertedResidualBranch(keras.layers.Layer):
         return self.bn_out(x, training=training)
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class Cell(keras.layers.Layer):
     """skip(x) + 0.1 * SE(branch(x)), the residual cell used everywhere in NVAE.
 
@@ -236,27 +270,30 @@ class Cell(keras.layers.Layer):
     encoder branch, otherwise the inverted-residual decoder branch.
     """
 
-    def __init__(self, in_channels, direction="normal", expansion=None, use_se=True, **kwargs):
+    def __init__(self, in_channels, direction='normal', expansion=None, use_se=True, **kwargs):
         super().__init__(**kwargs)
         dtype = self.dtype_policy
-        out_channels = {"normal": in_channels, "down": 2 * in_channels, "up": in_channels // 2}[direction]
+        out_channels = {'normal': in_channels, 'down': 2 * in_channels, 'up': in_channels // 2}[
+            direction
+        ]
         self.out_channels = out_channels
-        if direction == "down":
+        if direction == 'down':
             self.skip = FactorizedReduce(in_channels, out_channels, dtype=dtype)
-        elif direction == "up":
+        elif direction == 'up':
             self.skip = UpsampleSkip(in_channels, dtype=dtype)
         else:
             self.skip = None
         if expansion is None:
-            if direction == "up":
-                raise ValueError("the encoder branch has no up-sampling variant")
-            strides = 2 if direction == "down" else 1
+            if direction == 'up':
+                raise ValueError('the encoder branch has no up-sampling variant')
+            strides = 2 if direction == 'down' else 1
             self.branch = ResidualBranch(in_channels, out_channels, strides, dtype=dtype)
         else:
-            if direction == "down":
-                raise ValueError("the decoder branch has no down-sampling variant")
-            self.branch = InvertedResidualBranch(in_channels, out_channels, expansion,
-                                                 upsample=direction == "up", dtype=dtype)
+            if direction == 'down':
+                raise ValueError('the decoder branch has no down-sampling variant')
+            self.branch = InvertedResidualBranch(
+                in_channels, out_channels, expansion, upsample=direction == 'up', dtype=dtype
+            )
         self.se = SqueezeExcite(out_channels, dtype=dtype) if use_se else None
 
     def call(self, x, training=False):
@@ -267,7 +304,7 @@ class Cell(keras.layers.Layer):
         return skip + RESIDUAL_SCALE * branch
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class EncoderCombiner(keras.layers.Layer):
     """Posterior features: encoder features + 1x1 conv of the decoder state."""
 
@@ -279,7 +316,7 @@ class EncoderCombiner(keras.layers.Layer):
         return enc + self.conv(dec)
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class DecoderCombiner(keras.layers.Layer):
     """New decoder state: 1x1 conv of concat(state, z)."""
 
@@ -291,7 +328,7 @@ class DecoderCombiner(keras.layers.Layer):
         return self.conv(ops.concatenate([state, ops.cast(z, state.dtype)], axis=-1))
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class ELUConv(keras.layers.Layer):
     """ELU then a weight-normalised conv with bias (prior heads, output head)."""
 

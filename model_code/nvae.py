@@ -39,14 +39,14 @@ MNIST_CROP = 28
 
 def _split(params):
     """Head output [..., 2L] -> (mu, log_sigma), float32."""
-    return ops.split(ops.cast(params, "float32"), 2, axis=-1)
+    return ops.split(ops.cast(params, 'float32'), 2, axis=-1)
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class NVAE(keras.Model):
     def __init__(self, config=None, **kwargs):
         if config is None:
-            config = get_config("cpu")
+            config = get_config('cpu')
         elif isinstance(config, dict):
             config = NVAEConfig(**config).validate()
         super().__init__(dtype=config.mixed_precision, **kwargs)
@@ -55,25 +55,28 @@ class NVAE(keras.Model):
         self.num_groups = sum(self.groups_per_scale)
         self._build_encoder()
         self._build_decoder()
-        if config.sync_batch_norm and keras.backend.backend() != "tensorflow":
-            raise ValueError("sync_batch_norm needs the TensorFlow backend")
+        if config.sync_batch_norm and keras.backend.backend() != 'tensorflow':
+            raise ValueError('sync_batch_norm needs the TensorFlow backend')
         for bn in self._batch_norms():
             bn.synchronized = config.sync_batch_norm
-        self.spectral = SpectralRegularizer([conv.matrix_shape for conv in self._convs()],
-                                            dtype="float32")
-        self.global_step = self.add_weight(shape=(), dtype="int32", initializer="zeros",
-                                           trainable=False, name="global_step")
+        self.spectral = SpectralRegularizer(
+            [conv.matrix_shape for conv in self._convs()], dtype='float32'
+        )
+        self.global_step = self.add_weight(
+            shape=(), dtype='int32', initializer='zeros', trainable=False, name='global_step'
+        )
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         self.kl_alphas = schedules.balance_alphas(self.groups_per_scale)
-        self.lr_schedule = WarmupCosine(config.learning_rate, config.learning_rate_min,
-                                        config.warmup_steps, config.total_steps)
+        self.lr_schedule = WarmupCosine(
+            config.learning_rate, config.learning_rate_min, config.warmup_steps, config.total_steps
+        )
         self._build_trackers()
         self.built = True
 
     # ------------------------------------------------------------------ build
 
     def _channels(self, base, downsamplings):
-        return base * CHANNEL_MULT ** downsamplings
+        return base * CHANNEL_MULT**downsamplings
 
     def _build_encoder(self):
         c, dtype = self.config, self.dtype_policy
@@ -82,8 +85,14 @@ class NVAE(keras.Model):
         for _ in range(c.num_preprocess_blocks):
             for i in range(c.num_preprocess_cells):
                 down = i == c.num_preprocess_cells - 1
-                self.preprocess.append(Cell(self._channels(c.num_channels_enc, level),
-                                            "down" if down else "normal", use_se=c.use_se, dtype=dtype))
+                self.preprocess.append(
+                    Cell(
+                        self._channels(c.num_channels_enc, level),
+                        'down' if down else 'normal',
+                        use_se=c.use_se,
+                        dtype=dtype,
+                    )
+                )
                 level += down
         # Flat lists; group g owns cells [g * n, (g + 1) * n). Every group but the
         # last has a combiner where the decoder reads the encoder features.
@@ -92,12 +101,13 @@ class NVAE(keras.Model):
             enc = self._channels(c.num_channels_enc, level)
             dec = self._channels(c.num_channels_dec, level)
             for _ in range(groups):
-                self.encoder_cells += [Cell(enc, use_se=c.use_se, dtype=dtype)
-                                       for _ in range(c.num_cell_per_cond_enc)]
+                self.encoder_cells += [
+                    Cell(enc, use_se=c.use_se, dtype=dtype) for _ in range(c.num_cell_per_cond_enc)
+                ]
                 if len(self.encoder_combiners) < self.num_groups - 1:
                     self.encoder_combiners.append(EncoderCombiner(enc, dec, dtype=dtype))
             if scale < len(self.groups_per_scale) - 1:
-                self.encoder_downs.append(Cell(enc, "down", use_se=c.use_se, dtype=dtype))
+                self.encoder_downs.append(Cell(enc, 'down', use_se=c.use_se, dtype=dtype))
                 level += 1
         self.top_level = level
         top = self._channels(c.num_channels_enc, level)
@@ -106,9 +116,12 @@ class NVAE(keras.Model):
     def _build_decoder(self):
         c, dtype = self.config, self.dtype_policy
         level, latent = self.top_level, c.num_latent_per_group
-        size = c.image_size // 2 ** level
-        self.h0 = self.add_weight(shape=(size, size, self._channels(c.num_channels_dec, level)),
-                                  initializer=keras.initializers.RandomUniform(0.0, 1.0), name="h0")
+        size = c.image_size // 2**level
+        self.h0 = self.add_weight(
+            shape=(size, size, self._channels(c.num_channels_dec, level)),
+            initializer=keras.initializers.RandomUniform(0.0, 1.0),
+            name='h0',
+        )
         self.z0_shape = (size, size, latent)
         self.decoder_cells, self.decoder_combiners, self.decoder_ups = [], [], []
         self.prior_heads, self.posterior_heads, self.flows = [], [], []
@@ -117,44 +130,61 @@ class NVAE(keras.Model):
             dec = self._channels(c.num_channels_dec, level)
             for _ in range(groups):
                 if self.decoder_combiners:  # every group but the first
-                    self.decoder_cells += [Cell(dec, expansion=DECODER_EXPANSION, use_se=c.use_se, dtype=dtype)
-                                           for _ in range(c.num_cell_per_cond_dec)]
+                    self.decoder_cells += [
+                        Cell(dec, expansion=DECODER_EXPANSION, use_se=c.use_se, dtype=dtype)
+                        for _ in range(c.num_cell_per_cond_dec)
+                    ]
                     self.prior_heads.append(ELUConv(dec, 2 * latent, 1, dtype=dtype))
                 self.posterior_heads.append(Conv2D(enc, 2 * latent, 3, dtype=dtype))
                 self.flows += [PairedFlow(latent, dtype=dtype) for _ in range(c.num_nf)]
                 self.decoder_combiners.append(DecoderCombiner(dec, latent, dtype=dtype))
             if scale < len(self.groups_per_scale) - 1:
-                self.decoder_ups.append(Cell(dec, "up", expansion=DECODER_EXPANSION, use_se=c.use_se,
-                                             dtype=dtype))
+                self.decoder_ups.append(
+                    Cell(dec, 'up', expansion=DECODER_EXPANSION, use_se=c.use_se, dtype=dtype)
+                )
                 level -= 1
         self.postprocess = []
         for _ in range(c.num_postprocess_blocks):
             for i in range(c.num_postprocess_cells):
                 up = i == 0
-                self.postprocess.append(Cell(self._channels(c.num_channels_dec, level), "up" if up else "normal",
-                                             expansion=POSTPROCESS_EXPANSION, use_se=c.use_se, dtype=dtype))
+                self.postprocess.append(
+                    Cell(
+                        self._channels(c.num_channels_dec, level),
+                        'up' if up else 'normal',
+                        expansion=POSTPROCESS_EXPANSION,
+                        use_se=c.use_se,
+                        dtype=dtype,
+                    )
+                )
                 level -= up
         self.head = ELUConv(c.num_channels_dec, c.out_channels, 3, dtype=dtype)
 
     def _build_trackers(self):
         mean = keras.metrics.Mean
-        self.trackers = {name: mean(name=name) for name in
-                         ("recon", "kl", "spectral_loss", "bn_loss", "beta", "lr")}
-        self.kl_group_trackers = [mean(name=f"kl_{g:02d}") for g in range(self.num_groups)]
+        self.trackers = {
+            name: mean(name=name)
+            for name in ('recon', 'kl', 'spectral_loss', 'bn_loss', 'beta', 'lr')
+        }
+        self.kl_group_trackers = [mean(name=f'kl_{g:02d}') for g in range(self.num_groups)]
 
     def _convs(self):
-        return [layer for layer in self._flatten_layers(include_self=False) if isinstance(layer, Conv2D)]
+        return [
+            layer for layer in self._flatten_layers(include_self=False) if isinstance(layer, Conv2D)
+        ]
 
     def _batch_norms(self):
-        return [layer for layer in self._flatten_layers(include_self=False)
-                if isinstance(layer, keras.layers.BatchNormalization)]
+        return [
+            layer
+            for layer in self._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
 
     def num_parameters(self):
         """Trainable scalars; equals the official count of nn.Parameters."""
         return int(sum(np.prod(w.shape) for w in self.trainable_weights))
 
     def get_config(self):
-        return {"config": dataclasses.asdict(self.config), "name": self.name}
+        return {'config': dataclasses.asdict(self.config), 'name': self.name}
 
     def make_train_function(self, force=False):
         # Create the optimizer slots before tracing: created inside the first
@@ -167,10 +197,10 @@ class NVAE(keras.Model):
 
     def _prepare(self, x):
         """Float images in [0, 1], reduced to num_x_bits as the official pre-processing."""
-        x = ops.cast(x, "float32")
+        x = ops.cast(x, 'float32')
         bits = self.config.num_x_bits
         if bits < 8:
-            x = ops.floor(x * 255.0 / 2 ** (8 - bits)) / (2 ** bits - 1)
+            x = ops.floor(x * 255.0 / 2 ** (8 - bits)) / (2**bits - 1)
         return x
 
     def _encoder_features(self, x, training):
@@ -181,7 +211,7 @@ class NVAE(keras.Model):
         taps, n, group = [], self.config.num_cell_per_cond_enc, 0
         for scale, groups in enumerate(self.groups_per_scale):
             for _ in range(groups):
-                for cell in self.encoder_cells[group * n:(group + 1) * n]:
+                for cell in self.encoder_cells[group * n : (group + 1) * n]:
                     s = cell(s, training=training)
                 if group < self.num_groups - 1:
                     taps.append((self.encoder_combiners[group], s))
@@ -192,12 +222,14 @@ class NVAE(keras.Model):
 
     def _decode(self, batch_size, latent, training):
         """Runs the decoder; latent(group, state) supplies z for each group."""
-        s = ops.broadcast_to(ops.cast(self.h0, self.compute_dtype)[None], (batch_size,) + tuple(self.h0.shape))
+        s = ops.broadcast_to(
+            ops.cast(self.h0, self.compute_dtype)[None], (batch_size,) + tuple(self.h0.shape)
+        )
         n, group = self.config.num_cell_per_cond_dec, 0
         for scale, groups in enumerate(reversed(self.groups_per_scale)):
             for _ in range(groups):
                 if group > 0:
-                    for cell in self.decoder_cells[(group - 1) * n:group * n]:
+                    for cell in self.decoder_cells[(group - 1) * n : group * n]:
                         s = cell(s, training=training)
                 s = self.decoder_combiners[group](s, latent(group, s))
                 group += 1
@@ -205,7 +237,7 @@ class NVAE(keras.Model):
                 s = self.decoder_ups[scale](s, training=training)
         for cell in self.postprocess:
             s = cell(s, training=training)
-        return ops.cast(self.head(s), "float32")
+        return ops.cast(self.head(s), 'float32')
 
     def _posterior_pass(self, x, training, use_mean=False):
         """Encodes x and decodes from posterior samples (or means).
@@ -233,7 +265,7 @@ class NVAE(keras.Model):
                 q, p = Normal(mu_q, log_sigma_q), Normal(mu_p, log_sigma_p)
             z = q.mu if use_mean else q.sample(self.seed_generator)
             log_q_z = q.log_prob(z)  # shift-only flows have log det 0
-            for flow in self.flows[group * num_nf:(group + 1) * num_nf]:
+            for flow in self.flows[group * num_nf : (group + 1) * num_nf]:
                 z = flow(z)
             log_p_z = p.log_prob(z)
             kl = log_q_z - log_p_z if num_nf else q.kl(p)
@@ -248,39 +280,41 @@ class NVAE(keras.Model):
 
     def call(self, x, training=False):
         logits, kl, log_q, log_p, _ = self._posterior_pass(self._prepare(x), training)
-        return {"logits": logits, "kl": kl, "log_q": log_q, "log_p": log_p}
+        return {'logits': logits, 'kl': kl, 'log_q': log_q, 'log_p': log_p}
 
     # ------------------------------------------------------------- objective
 
     def output_distribution(self, logits):
         c = self.config
-        if c.dataset == "mnist":
+        if c.dataset == 'mnist':
             return Bernoulli(logits)
         return DiscretizedMixLogistic(logits, c.num_mix, c.num_x_bits, c.dml_edge_threshold)
 
     def reconstruction_loss(self, x, logits):
         """-log p(x|z) per example in nats (MNIST: the central 28x28 only)."""
         log_prob = self.output_distribution(logits).log_prob(self._prepare(x))
-        if self.config.dataset == "mnist":
+        if self.config.dataset == 'mnist':
             m = (self.config.image_size - MNIST_CROP) // 2
-            log_prob = log_prob[:, m:m + MNIST_CROP, m:m + MNIST_CROP]
+            log_prob = log_prob[:, m : m + MNIST_CROP, m : m + MNIST_CROP]
         return -ops.sum(ops.reshape(log_prob, (ops.shape(log_prob)[0], -1)), axis=1)
 
     @property
     def num_dims(self):
         """Dimensions counted by bits/dim: 784 for MNIST, 3HW for colour."""
-        if self.config.dataset == "mnist":
+        if self.config.dataset == 'mnist':
             return MNIST_CROP * MNIST_CROP
-        return 3 * self.config.image_size ** 2
+        return 3 * self.config.image_size**2
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        recon = self.reconstruction_loss(x, y_pred["logits"])
-        kl = y_pred["kl"]
+        recon = self.reconstruction_loss(x, y_pred['logits'])
+        kl = y_pred['kl']
         kl_total = ops.sum(kl, axis=1)
-        for tracker, value in zip(self.kl_group_trackers, ops.unstack(ops.mean(kl, axis=0))):
+        for tracker, value in zip(
+            self.kl_group_trackers, ops.unstack(ops.mean(kl, axis=0)), strict=True
+        ):
             tracker.update_state(value)
-        self.trackers["recon"].update_state(ops.mean(recon))
-        self.trackers["kl"].update_state(ops.mean(kl_total))
+        self.trackers['recon'].update_state(ops.mean(recon))
+        self.trackers['kl'].update_state(ops.mean(kl_total))
         if not training:
             return ops.mean(recon + kl_total)  # the negative ELBO
         c, step = self.config, self.global_step
@@ -288,12 +322,14 @@ class NVAE(keras.Model):
         kl_term = schedules.balanced_kl(kl, self.kl_alphas, beta)
         # 10x more power iterations the first time, from random vectors.
         iterations = ops.where(step == 0, 10 * c.num_power_iter, c.num_power_iter)
-        spectral = self.spectral([conv.kernel_matrix() for conv in self._convs()], num_iterations=iterations)
+        spectral = self.spectral(
+            [conv.kernel_matrix() for conv in self._convs()], num_iterations=iterations
+        )
         bn = batch_norm_penalty(self._batch_norms())
-        self.trackers["spectral_loss"].update_state(spectral)
-        self.trackers["bn_loss"].update_state(bn)
-        self.trackers["beta"].update_state(beta)
-        self.trackers["lr"].update_state(self.lr_schedule(step))
+        self.trackers['spectral_loss'].update_state(spectral)
+        self.trackers['bn_loss'].update_state(bn)
+        self.trackers['beta'].update_state(beta)
+        self.trackers['lr'].update_state(self.lr_schedule(step))
         step.assign_add(1)
         loss = ops.mean(recon + beta * kl_term) + c.weight_decay_norm * (spectral + bn)
         # Each replica's share of the global mean, as Keras' own losses return it: gradients are
@@ -308,6 +344,7 @@ class NVAE(keras.Model):
         Every group's standard deviation is multiplied by the temperature (the
         top group's sigma is 1.01 t); for colour the mixture is sampled at it too.
         """
+
         def latent(group, s):
             if group == 0:
                 zeros = ops.zeros((num_samples,) + self.z0_shape)
@@ -318,7 +355,7 @@ class NVAE(keras.Model):
 
         logits = self._decode(num_samples, latent, training)
         dist = self.output_distribution(logits)
-        if self.config.dataset == "mnist":
+        if self.config.dataset == 'mnist':
             return dist.mean()
         return dist.sample(self.seed_generator, temperature)
 
@@ -341,8 +378,8 @@ class NVAE(keras.Model):
     def _log_weights(self, x):
         """log p(x|z) + log p(z) - log q(z|x) for one posterior sample, and the KL, per example."""
         out = self(x, training=False)
-        recon = self.reconstruction_loss(x, out["logits"])
-        return -recon - out["log_q"] + out["log_p"], recon + ops.sum(out["kl"], axis=1)
+        recon = self.reconstruction_loss(x, out['logits'])
+        return -recon - out['log_q'] + out['log_p'], recon + ops.sum(out['kl'], axis=1)
 
     def negative_elbo(self, x):
         """-ELBO per example in nats (one posterior sample, beta = 1, BN in inference mode)."""

@@ -7,7 +7,7 @@ import keras
 from keras import ops
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class NVAEAdamax(keras.optimizers.Optimizer):
     """Adamax as in NVAE's thirdparty/adamax.py.
 
@@ -16,8 +16,16 @@ class NVAEAdamax(keras.optimizers.Optimizer):
     Keras' Adamax divides by (u + eps) instead.
     """
 
-    def __init__(self, learning_rate=1e-2, beta_1=0.9, beta_2=0.999, epsilon=1e-3, l2=3e-4,
-                 name="nvae_adamax", **kwargs):
+    def __init__(
+        self,
+        learning_rate=1e-2,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-3,
+        l2=3e-4,
+        name='nvae_adamax',
+        **kwargs,
+    ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
@@ -28,7 +36,7 @@ class NVAEAdamax(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(var_list)
-        self._m, self._u = self.add_optimizer_variables(var_list, ["momentum", "norm"])
+        self._m, self._u = self.add_optimizer_variables(var_list, ['momentum', 'norm'])
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
@@ -42,11 +50,16 @@ class NVAEAdamax(keras.optimizers.Optimizer):
         self.assign_sub(variable, lr / (1.0 - ops.power(self.beta_1, step)) * m / u)
 
     def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon, "l2": self.l2}
+        return {
+            **super().get_config(),
+            'beta_1': self.beta_1,
+            'beta_2': self.beta_2,
+            'epsilon': self.epsilon,
+            'l2': self.l2,
+        }
 
 
-@keras.saving.register_keras_serializable("nvae")
+@keras.saving.register_keras_serializable('nvae')
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """lr * step / warmup for the first warmup steps, then a cosine from lr to lr_min
     over the remaining steps (the official code steps the cosine once per epoch)."""
@@ -58,24 +71,31 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         self.total_steps = total_steps
 
     def __call__(self, step):
-        step = ops.cast(step, "float32")
+        step = ops.cast(step, 'float32')
         warmup = self.learning_rate * step / max(self.warmup_steps, 1)
-        progress = ops.clip((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1),
-                            0.0, 1.0)
+        progress = ops.clip(
+            (step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0
+        )
         cosine = self.learning_rate_min + 0.5 * (self.learning_rate - self.learning_rate_min) * (
-            1.0 + ops.cos(math.pi * progress))
+            1.0 + ops.cos(math.pi * progress)
+        )
         return ops.where(step < self.warmup_steps, warmup, cosine)
 
     def get_config(self):
-        return {"learning_rate": self.learning_rate, "learning_rate_min": self.learning_rate_min,
-                "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+        return {
+            'learning_rate': self.learning_rate,
+            'learning_rate_min': self.learning_rate_min,
+            'warmup_steps': self.warmup_steps,
+            'total_steps': self.total_steps,
+        }
 
 
 def make_optimizer(config):
     """Adamax on the warm-up/cosine schedule; loss scaling (initial 2^10) for float16."""
-    schedule = WarmupCosine(config.learning_rate, config.learning_rate_min, config.warmup_steps,
-                            config.total_steps)
+    schedule = WarmupCosine(
+        config.learning_rate, config.learning_rate_min, config.warmup_steps, config.total_steps
+    )
     optimizer = NVAEAdamax(schedule, epsilon=config.adamax_epsilon, l2=config.weight_decay)
-    if config.mixed_precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=2.0 ** 10)
+    if config.mixed_precision == 'mixed_float16':
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=2.0**10)
     return optimizer

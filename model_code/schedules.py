@@ -9,15 +9,16 @@ def kl_coefficient(step, config):
     linear ramp reaching 1 after kl_anneal_portion of config.total_steps."""
     anneal_steps = config.kl_anneal_portion * config.total_steps
     const_steps = config.kl_const_portion * config.total_steps
-    beta = (ops.cast(step, "float32") - const_steps) / anneal_steps
+    beta = (ops.cast(step, 'float32') - const_steps) / anneal_steps
     return ops.maximum(ops.minimum(beta, 1.0), config.kl_const_coeff)
 
 
 def balance_alphas(groups_per_scale):
     """The 'square' coefficients: area of a scale / its number of groups, per group
     in decoder order (coarsest scale first), normalised to a minimum of 1."""
-    alphas = np.concatenate([np.full(n, 4.0 ** i / n)
-                             for i, n in enumerate(reversed(groups_per_scale))])
+    alphas = np.concatenate(
+        [np.full(n, 4.0**i / n) for i, n in enumerate(reversed(groups_per_scale))]
+    )
     return (alphas / alphas.min()).astype(np.float32)
 
 

@@ -13,6 +13,7 @@ tfx.dsl.Cond (Pusher is gated by model_blessing on every runner), and it crashes
 the Evaluator when the latest blessed model is the candidate itself, which a cached Trainer
 produces; so this DAG runs without the cache, as scheduled retraining on fresh data would.
 """
+
 import datetime
 import os
 import shlex
@@ -24,45 +25,58 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from tfx.orchestration import metadata  # noqa: E402
 from tfx.orchestration.airflow.airflow_dag_runner import (  # noqa: E402
-    AirflowDagRunner, AirflowPipelineConfig)
+    AirflowDagRunner,
+    AirflowPipelineConfig,
+)
 
 from pipeline import nvae_pipeline  # noqa: E402
 
 
 def parse_args(argv):
-  p = cli.pipeline_parser(__doc__)
-  p.add_argument('--metadata_path', help='SQLite ML Metadata file; default: '
-                 'outputs/airflow/<pipeline name>/metadata.sqlite')
-  return cli.parse(p, argv)
+    p = cli.pipeline_parser(__doc__)
+    p.add_argument(
+        '--metadata_path',
+        help='SQLite ML Metadata file; default: outputs/airflow/<pipeline name>/metadata.sqlite',
+    )
+    return cli.parse(p, argv)
 
 
 def build_dag(env=os.environ):
-  args = parse_args(shlex.split(env.get('NVAE_PIPELINE_ARGS', '')))
-  options = configs.AirflowOptions.from_env(env)
-  root = configs.airflow_root(args.dataset)
-  pipeline = nvae_pipeline.create_pipeline(
-      pipeline_name=configs.pipeline_name(args.dataset),
-      pipeline_root=args.pipeline_root or os.path.join(root, 'pipeline'),
-      source=cli.source_options(args),
-      transform_custom_config=cli.transform_config(args),
-      metadata_connection_config=metadata.sqlite_metadata_connection_config(
-          args.metadata_path or os.path.join(root, 'metadata.sqlite')),
-      beam_pipeline_args=args.beam_args,
-      enable_cache=False,
-      training=cli.training_options(args),
-      evaluation=cli.evaluation_options(args),
-      serving_dir=args.serving_dir or os.path.join(root, 'serving'),
-      user_code='installed',
-      validate_source=False)
-  start = datetime.datetime.fromisoformat(options.start_date)
-  return AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config={
-      'schedule': options.schedule,
-      'start_date': start.replace(tzinfo=start.tzinfo or datetime.timezone.utc),
-      'catchup': False,  # a paused or new deployment trains once, not once per missed interval
-      'max_active_runs': 1,  # runs share the pipeline root and the baseline
-      'default_args': {'retries': options.retries,
-                       'retry_delay': datetime.timedelta(minutes=options.retry_delay_minutes)},
-  })).run(pipeline)
+    args = parse_args(shlex.split(env.get('NVAE_PIPELINE_ARGS', '')))
+    options = configs.AirflowOptions.from_env(env)
+    root = configs.airflow_root(args.dataset)
+    pipeline = nvae_pipeline.create_pipeline(
+        pipeline_name=configs.pipeline_name(args.dataset),
+        pipeline_root=args.pipeline_root or os.path.join(root, 'pipeline'),
+        source=cli.source_options(args),
+        transform_custom_config=cli.transform_config(args),
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(
+            args.metadata_path or os.path.join(root, 'metadata.sqlite')
+        ),
+        beam_pipeline_args=args.beam_args,
+        enable_cache=False,
+        training=cli.training_options(args),
+        evaluation=cli.evaluation_options(args),
+        serving_dir=args.serving_dir or os.path.join(root, 'serving'),
+        user_code='installed',
+        validate_source=False,
+    )
+    start = datetime.datetime.fromisoformat(options.start_date)
+    return AirflowDagRunner(
+        AirflowPipelineConfig(
+            airflow_dag_config={
+                'schedule': options.schedule,
+                'start_date': start.replace(tzinfo=start.tzinfo or datetime.timezone.utc),
+                # A paused or new deployment trains once, not once per missed interval.
+                'catchup': False,
+                'max_active_runs': 1,  # runs share the pipeline root and the baseline
+                'default_args': {
+                    'retries': options.retries,
+                    'retry_delay': datetime.timedelta(minutes=options.retry_delay_minutes),
+                },
+            }
+        )
+    ).run(pipeline)
 
 
 DAG = build_dag()

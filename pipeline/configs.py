@@ -1,9 +1,9 @@
 """Every default of the pipeline in one place; runners and tests import from here."""
+
 import dataclasses
 import glob
 import hashlib
 import os
-from typing import Dict, Optional
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT_ROOT = os.path.join(PROJECT_ROOT, 'outputs')
@@ -14,8 +14,12 @@ TRAINER_MODULE = os.path.join(PROJECT_ROOT, 'components', 'trainer', 'trainer_mo
 # Code the Trainer imports as a package rather than from its module file; its hash goes into the
 # Trainer's custom_config so that editing it invalidates the Trainer's cache (TFX hashes only
 # the module file's own directory).
-TRAINER_CODE = ('model_code/*.py', 'components/training/*.py', 'components/per_step_preprocessing.py',
-                'components/image_grid.py')
+TRAINER_CODE = (
+    'model_code/*.py',
+    'components/training/*.py',
+    'components/per_step_preprocessing.py',
+    'components/image_grid.py',
+)
 
 # Airflow workers and containers (Kubeflow; the Dockerfile) import the same code from the
 # installed project instead of TFX-packaged module files; the fingerprint of the Transform code
@@ -44,109 +48,118 @@ CELEBA_PIXELS = 'uint8'
 
 
 def pipeline_name(dataset: str) -> str:
-  return f'nvae-{dataset}'  # lower-case and hyphens: valid on every orchestrator (KFP v2 too)
+    return f'nvae-{dataset}'  # lower-case and hyphens: valid on every orchestrator (KFP v2 too)
 
 
 def serving_dir(dataset: str) -> str:
-  """Where Pusher writes blessed models, one numbered version directory each."""
-  return os.path.join(OUTPUT_ROOT, 'serving', pipeline_name(dataset))
+    """Where Pusher writes blessed models, one numbered version directory each."""
+    return os.path.join(OUTPUT_ROOT, 'serving', pipeline_name(dataset))
 
 
 def pipeline_root(dataset: str) -> str:
-  return os.path.join(OUTPUT_ROOT, 'pipelines', pipeline_name(dataset))
+    return os.path.join(OUTPUT_ROOT, 'pipelines', pipeline_name(dataset))
 
 
 def metadata_path(dataset: str) -> str:
-  return os.path.join(OUTPUT_ROOT, 'metadata', pipeline_name(dataset), 'metadata.sqlite')
+    return os.path.join(OUTPUT_ROOT, 'metadata', pipeline_name(dataset), 'metadata.sqlite')
 
 
 def schema_dir(dataset: str) -> str:
-  return os.path.join(SCHEMA_ROOT, dataset)
+    return os.path.join(SCHEMA_ROOT, dataset)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainingOptions:
-  """What the Trainer runs; preset and overrides are model_code's (model_code/config.py)."""
-  preset: str = 'cpu'
-  overrides: Dict[str, str] = dataclasses.field(default_factory=dict)
-  train_steps: int = 450  # about 12 minutes of the cpu preset on 2 cores (bench/bench_pipeline.py)
-  batch_size: int = 64
-  steps_per_epoch: int = 75  # about one pass over the embedded 4,500 training digits
-  eval_steps: int = 5
-  checkpoint_every_steps: int = 200
-  mixed_precision: str = 'float32'
-  jit_compile: str = 'auto'
-  sample_temperature: float = 1.0
+    """What the Trainer runs; preset and overrides are model_code's (model_code/config.py)."""
 
-  def custom_config(self, dataset: str, binarization: str) -> Dict:
-    config = {k: v for k, v in dataclasses.asdict(self).items() if k != 'train_steps'}
-    return {**config, 'dataset': dataset, 'binarization': binarization,
-            'code_fingerprint': code_fingerprint(TRAINER_CODE)}
+    preset: str = 'cpu'
+    overrides: dict[str, str] = dataclasses.field(default_factory=dict)
+    train_steps: int = (
+        450  # about 12 minutes of the cpu preset on 2 cores (bench/bench_pipeline.py)
+    )
+    batch_size: int = 64
+    steps_per_epoch: int = 75  # about one pass over the embedded 4,500 training digits
+    eval_steps: int = 5
+    checkpoint_every_steps: int = 200
+    mixed_precision: str = 'float32'
+    jit_compile: str = 'auto'
+    sample_temperature: float = 1.0
+
+    def custom_config(self, dataset: str, binarization: str) -> dict:
+        config = {k: v for k, v in dataclasses.asdict(self).items() if k != 'train_steps'}
+        return {
+            **config,
+            'dataset': dataset,
+            'binarization': binarization,
+            'code_fingerprint': code_fingerprint(TRAINER_CODE),
+        }
 
 
 def code_fingerprint(patterns) -> str:
-  digest = hashlib.sha256()
-  for pattern in patterns:
-    for path in sorted(glob.glob(os.path.join(PROJECT_ROOT, pattern))):
-      digest.update(path[len(PROJECT_ROOT):].encode())
-      with open(path, 'rb') as f:
-        digest.update(f.read())
-  return digest.hexdigest()[:16]
+    digest = hashlib.sha256()
+    for pattern in patterns:
+        for path in sorted(glob.glob(os.path.join(PROJECT_ROOT, pattern))):
+            digest.update(path[len(PROJECT_ROOT) :].encode())
+            with open(path, 'rb') as f:
+                digest.update(f.read())
+    return digest.hexdigest()[:16]
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationOptions:
-  """What GenerativeEvaluator measures and when it blesses (components/evaluator/)."""
-  split: str = 'eval'
-  num_eval_examples: int = 500
-  num_iw_samples: int = 50  # the paper uses 1000 (--iw_samples=1000); recorded with every result
-  fid_num_samples: int = 1000
-  sample_temperature: float = 1.0
-  readjust_bn_passes: int = 100
-  digit_classifier: bool = True  # MNIST: train the feature network for FID (cached across runs)
-  digit_classifier_epochs: int = 10
-  inception_weights: str = ''  # a local Inception-v3 no-top weights file enables *_inception_v3
-  max_nll: Optional[float] = None  # blessing thresholds; None: not checked
-  max_fid: Optional[float] = None
-  max_regression: float = 0.01  # a candidate may be at most 1% worse than the last blessed model
-  seed: int = 0
+    """What GenerativeEvaluator measures and when it blesses (components/evaluator/)."""
+
+    split: str = 'eval'
+    num_eval_examples: int = 500
+    num_iw_samples: int = 50  # the paper uses 1000 (--iw_samples=1000); recorded with every result
+    fid_num_samples: int = 1000
+    sample_temperature: float = 1.0
+    readjust_bn_passes: int = 100
+    digit_classifier: bool = True  # MNIST: train the feature network for FID (cached across runs)
+    digit_classifier_epochs: int = 10
+    inception_weights: str = ''  # a local Inception-v3 no-top weights file enables *_inception_v3
+    max_nll: float | None = None  # blessing thresholds; None: not checked
+    max_fid: float | None = None
+    max_regression: float = 0.01  # a candidate may be at most 1% worse than the last blessed model
+    seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
 class AirflowOptions:
-  """When the Airflow DAG (pipeline/airflow_dag.py) runs. Each field can be set in the
-  scheduler's and workers' environment as NVAE_AIRFLOW_<FIELD>, e.g. NVAE_AIRFLOW_SCHEDULE=@daily
-  (NVAE_AIRFLOW_SCHEDULE=none: only triggered runs)."""
-  schedule: Optional[str] = '@weekly'
-  start_date: str = '2026-01-01'  # ISO date, UTC
-  retries: int = 1
-  retry_delay_minutes: int = 10
+    """When the Airflow DAG (pipeline/airflow_dag.py) runs. Each field can be set in the
+    scheduler's and workers' environment as NVAE_AIRFLOW_<FIELD>, e.g. NVAE_AIRFLOW_SCHEDULE=@daily
+    (NVAE_AIRFLOW_SCHEDULE=none: only triggered runs)."""
 
-  @classmethod
-  def from_env(cls, env) -> 'AirflowOptions':
-    values = {}
-    for field in dataclasses.fields(cls):
-      text = env.get(f'NVAE_AIRFLOW_{field.name.upper()}')
-      if text is None:
-        continue
-      if field.name == 'schedule':
-        values[field.name] = None if text.lower() == 'none' else text
-      else:
-        values[field.name] = int(text) if field.type is int else text
-    return cls(**values)
+    schedule: str | None = '@weekly'
+    start_date: str = '2026-01-01'  # ISO date, UTC
+    retries: int = 1
+    retry_delay_minutes: int = 10
+
+    @classmethod
+    def from_env(cls, env) -> 'AirflowOptions':
+        values = {}
+        for field in dataclasses.fields(cls):
+            text = env.get(f'NVAE_AIRFLOW_{field.name.upper()}')
+            if text is None:
+                continue
+            if field.name == 'schedule':
+                values[field.name] = None if text.lower() == 'none' else text
+            else:
+                values[field.name] = int(text) if field.type is int else text
+        return cls(**values)
 
 
 def airflow_root(dataset: str) -> str:
-  """Default pipeline root, ML Metadata and serving directory of the Airflow deployment, kept
-  apart from run_local.py's: the two runners record executions differently."""
-  return os.path.join(OUTPUT_ROOT, 'airflow', pipeline_name(dataset))
+    """Default pipeline root, ML Metadata and serving directory of the Airflow deployment, kept
+    apart from run_local.py's: the two runners record executions differently."""
+    return os.path.join(OUTPUT_ROOT, 'airflow', pipeline_name(dataset))
 
 
 def tensorflow_environment() -> None:
-  """Environment defaults for TensorFlow; call before it is imported.
+    """Environment defaults for TensorFlow; call before it is imported.
 
-  TensorFlow enables its oneDNN kernels by default only on CPUs with AVX-512 VNNI/BF16/AMX; on
-  AVX2 machines they make NVAE's convolution back-propagation about twice as fast
-  (bench/bench_train_step.py).
-  """
-  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+    TensorFlow enables its oneDNN kernels by default only on CPUs with AVX-512 VNNI/BF16/AMX; on
+    AVX2 machines they make NVAE's convolution back-propagation about twice as fast
+    (bench/bench_train_step.py).
+    """
+    os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')

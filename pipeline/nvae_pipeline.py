@@ -5,9 +5,10 @@ ImageExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> Valid
 the DigitClassifierTrainer's network) -> Pusher. Runners (run_local.py, ...) only choose where
 and how it runs.
 """
+
 import dataclasses
 import os
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 from tfx import v1 as tfx
 
@@ -19,123 +20,162 @@ from components.validation_gate import ValidationGate
 from pipeline import configs
 
 
-def transform_config(dataset: str, binarization: str = configs.BINARIZATION,
-                     binarization_seed: int = configs.BINARIZATION_SEED,
-                     image_size: int = configs.CELEBA_IMAGE_SIZE,
-                     celeba_pixels: str = configs.CELEBA_PIXELS) -> Dict:
-  if dataset == 'mnist':
-    return {'dataset': dataset, 'binarization': binarization, 'binarization_seed': binarization_seed}
-  return {'dataset': dataset, 'image_size': image_size, 'celeba_pixels': celeba_pixels}
+def transform_config(
+    dataset: str,
+    binarization: str = configs.BINARIZATION,
+    binarization_seed: int = configs.BINARIZATION_SEED,
+    image_size: int = configs.CELEBA_IMAGE_SIZE,
+    celeba_pixels: str = configs.CELEBA_PIXELS,
+) -> dict:
+    if dataset == 'mnist':
+        return {
+            'dataset': dataset,
+            'binarization': binarization,
+            'binarization_seed': binarization_seed,
+        }
+    return {'dataset': dataset, 'image_size': image_size, 'celeba_pixels': celeba_pixels}
 
 
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
     source: SourceOptions,
-    transform_custom_config: Optional[Dict] = None,
+    transform_custom_config: dict | None = None,
     metadata_connection_config=None,
     beam_pipeline_args: Sequence[str] = configs.DEFAULT_BEAM_ARGS,
     enable_cache: bool = True,
-    schema_dir: Optional[str] = None,
-    training: Optional[configs.TrainingOptions] = None,
-    evaluation: configs.EvaluationOptions = configs.EvaluationOptions(),
-    serving_dir: Optional[str] = None,
+    schema_dir: str | None = None,
+    training: configs.TrainingOptions | None = None,
+    evaluation: configs.EvaluationOptions | None = None,
+    serving_dir: str | None = None,
     user_code: str = 'module_files',
-    image_root: Optional[str] = None,
+    image_root: str | None = None,
     validate_source: bool = True,
 ) -> tfx.dsl.Pipeline:
-  """training=None builds only the data half (ingestion, validation, Transform).
+    """training=None builds only the data half (ingestion, validation, Transform).
 
-  user_code: 'module_files' (TFX packages the Transform and Trainer module files when the
-  pipeline is compiled, and their content is part of the cache key: local runs) or 'installed'
-  (they are imported from the installed project, as in the Airflow environment and the
-  container image; a fingerprint of the code keeps the cache honest).
-  image_root: where the project lives inside the container image the components run in (its
-  schemas, the embedded digits); None: this checkout.
-  validate_source: check the data source now, so bad input fails before anything runs; off
-  where the pipeline is built often (an Airflow scheduler parses DAG files every few seconds).
-  """
-  if user_code not in ('module_files', 'installed'):
-    raise ValueError(f"user_code must be 'module_files' or 'installed', got {user_code!r}")
-  transform_custom_config = transform_custom_config or transform_config(source.dataset)
-  input_base = None
-  if image_root:
-    schema_dir = schema_dir or os.path.join(image_root, 'schemas', source.dataset)
-    if source.source == 'embedded':
-      input_base = os.path.join(image_root, configs.IMAGE_EMBEDDED_DATA)
-  example_gen = ImageExampleGen(source, validate_now=validate_source, input_base=input_base)
-  if user_code == 'installed':
-    transform_code = dict(preprocessing_fn=configs.TRANSFORM_FN)
-    transform_custom_config = {
-        **transform_custom_config,
-        'code_fingerprint': configs.code_fingerprint(configs.TRANSFORM_CODE)}
-  else:
-    transform_code = dict(module_file=configs.TRANSFORM_MODULE)
-  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
-  schema_gen = tfx.components.ImportSchemaGen(
-      schema_file=os.path.join(schema_dir or configs.schema_dir(source.dataset), 'schema.pbtxt'))
-  example_validator = tfx.components.ExampleValidator(
-      statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
-  validation_gate = ValidationGate(
-      anomalies=example_validator.outputs['anomalies'], schema=schema_gen.outputs['schema'])
-  transform = tfx.components.Transform(
-      examples=example_gen.outputs['examples'],
-      schema=validation_gate.outputs['validated_schema'],
-      custom_config=transform_custom_config,
-      **transform_code,
-      # Per-pixel statistics of images are large and say little; ingestion stats suffice.
-      disable_statistics=True)
+    user_code: 'module_files' (TFX packages the Transform and Trainer module files when the
+    pipeline is compiled, and their content is part of the cache key: local runs) or 'installed'
+    (they are imported from the installed project, as in the Airflow environment and the
+    container image; a fingerprint of the code keeps the cache honest).
+    image_root: where the project lives inside the container image the components run in (its
+    schemas, the embedded digits); None: this checkout.
+    validate_source: check the data source now, so bad input fails before anything runs; off
+    where the pipeline is built often (an Airflow scheduler parses DAG files every few seconds).
+    """
+    if user_code not in ('module_files', 'installed'):
+        raise ValueError(f"user_code must be 'module_files' or 'installed', got {user_code!r}")
+    transform_custom_config = transform_custom_config or transform_config(source.dataset)
+    input_base = None
+    if image_root:
+        schema_dir = schema_dir or os.path.join(image_root, 'schemas', source.dataset)
+        if source.source == 'embedded':
+            input_base = os.path.join(image_root, configs.IMAGE_EMBEDDED_DATA)
+    example_gen = ImageExampleGen(source, validate_now=validate_source, input_base=input_base)
+    if user_code == 'installed':
+        transform_code = dict(preprocessing_fn=configs.TRANSFORM_FN)
+        transform_custom_config = {
+            **transform_custom_config,
+            'code_fingerprint': configs.code_fingerprint(configs.TRANSFORM_CODE),
+        }
+    else:
+        transform_code = dict(module_file=configs.TRANSFORM_MODULE)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+    schema_gen = tfx.components.ImportSchemaGen(
+        schema_file=os.path.join(schema_dir or configs.schema_dir(source.dataset), 'schema.pbtxt')
+    )
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema']
+    )
+    validation_gate = ValidationGate(
+        anomalies=example_validator.outputs['anomalies'], schema=schema_gen.outputs['schema']
+    )
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs['examples'],
+        schema=validation_gate.outputs['validated_schema'],
+        custom_config=transform_custom_config,
+        **transform_code,
+        # Per-pixel statistics of images are large and say little; ingestion stats suffice.
+        disable_statistics=True,
+    )
 
-  components = [example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
-                transform]
-  if training is not None:
-    components += _model_half(source.dataset, transform, training, evaluation,
-                              transform_custom_config.get('binarization', 'dynamic'),
-                              serving_dir or configs.serving_dir(source.dataset), user_code)
+    components = [
+        example_gen,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        validation_gate,
+        transform,
+    ]
+    if training is not None:
+        components += _model_half(
+            source.dataset,
+            transform,
+            training,
+            evaluation or configs.EvaluationOptions(),
+            transform_custom_config.get('binarization', 'dynamic'),
+            serving_dir or configs.serving_dir(source.dataset),
+            user_code,
+        )
 
-  return tfx.dsl.Pipeline(
-      pipeline_name=pipeline_name,
-      pipeline_root=pipeline_root,
-      components=components,
-      enable_cache=enable_cache,
-      metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=list(beam_pipeline_args))
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=components,
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args),
+    )
 
 
 def _model_half(dataset, transform, training, evaluation, binarization, serving_dir, user_code):
-  trainer_code = (dict(run_fn=configs.TRAINER_FN) if user_code == 'installed'
-                  else dict(module_file=configs.TRAINER_MODULE))
-  trainer = tfx.components.Trainer(
+    trainer_code = (
+        dict(run_fn=configs.TRAINER_FN)
+        if user_code == 'installed'
+        else dict(module_file=configs.TRAINER_MODULE)
+    )
+    trainer = tfx.components.Trainer(
         **trainer_code,
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=training.eval_steps),
-        custom_config=training.custom_config(dataset, binarization))
-  baseline = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id('latest_blessed_model_resolver')
-  nodes = [trainer, baseline]
-  feature_network = None
-  if dataset == 'mnist' and evaluation.digit_classifier:
-    classifier = DigitClassifierTrainer(
+        custom_config=training.custom_config(dataset, binarization),
+    )
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id('latest_blessed_model_resolver')
+    nodes = [trainer, baseline]
+    feature_network = None
+    if dataset == 'mnist' and evaluation.digit_classifier:
+        classifier = DigitClassifierTrainer(
+            examples=transform.outputs['transformed_examples'],
+            transform_graph=transform.outputs['transform_graph'],
+            epochs=evaluation.digit_classifier_epochs,
+        )
+        feature_network = classifier.outputs['feature_network']
+        nodes.append(classifier)
+    evaluator = GenerativeEvaluator(
+        model=trainer.outputs['model'],
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
-        epochs=evaluation.digit_classifier_epochs)
-    feature_network = classifier.outputs['feature_network']
-    nodes.append(classifier)
-  evaluator = GenerativeEvaluator(
-      model=trainer.outputs['model'], examples=transform.outputs['transformed_examples'],
-      transform_graph=transform.outputs['transform_graph'],
-      baseline_model=baseline.outputs['model'], feature_network=feature_network,
-      **{k: v for k, v in dataclasses.asdict(evaluation).items()
-         if k not in ('digit_classifier', 'digit_classifier_epochs')})
-  # Gated by model_blessing rather than tfx.dsl.Cond: the blessing check inside Pusher holds on
-  # every orchestrator (Airflow's runner ignores Cond).
-  pusher = tfx.components.Pusher(
-      model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
-  return nodes + [evaluator, pusher]
+        baseline_model=baseline.outputs['model'],
+        feature_network=feature_network,
+        **{
+            k: v
+            for k, v in dataclasses.asdict(evaluation).items()
+            if k not in ('digit_classifier', 'digit_classifier_epochs')
+        },
+    )
+    # Gated by model_blessing rather than tfx.dsl.Cond: the blessing check inside Pusher holds on
+    # every orchestrator (Airflow's runner ignores Cond).
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs['model'],
+        model_blessing=evaluator.outputs['blessing'],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
+        ),
+    )
+    return nodes + [evaluator, pusher]

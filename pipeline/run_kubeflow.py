@@ -1,4 +1,4 @@
-"""Compiles the NVAE pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines, and optionally submits it.
+"""Compiles the NVAE pipeline for Kubeflow Pipelines v2 / Vertex AI, and optionally submits it.
 
   python pipeline/run_kubeflow.py --pipeline_root=gs://BUCKET/nvae \\
       --image=REGION-docker.pkg.dev/PROJECT/REPO/nvae-tfx:TAG \\
@@ -15,132 +15,170 @@ multi-processing DirectRunner inside their container). --iw_samples, --fid_sampl
 --max_regression become the job's runtime parameters: their values here are the defaults,
 changeable per run without recompiling.
 """
+
 import os
 import sys
 
 if os.path.dirname(os.path.abspath(__file__)) == os.path.abspath(sys.path[0]):
-  sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from pipeline import cli, configs, logging_setup  # noqa: E402
 
 # Inside a container: as many Beam workers as the container has CPUs.
 DEFAULT_BEAM_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')
 # The evaluator's settings a user may change per run; names are the job's parameter names.
-RUNTIME_PARAMETERS = {'num_iw_samples': ('iw_samples', int),
-                      'fid_num_samples': ('fid_samples', int),
-                      'max_regression': ('max_regression', float)}
+RUNTIME_PARAMETERS = {
+    'num_iw_samples': ('iw_samples', int),
+    'fid_num_samples': ('fid_samples', int),
+    'max_regression': ('max_regression', float),
+}
 # Nodes that run the NVAE and so get the Trainer's resources.
 MODEL_NODES = ('Trainer', 'GenerativeEvaluator')
 
 
 def parse_args(argv):
-  p = cli.pipeline_parser(__doc__)
-  p.add_argument('--image', required=True,
-                 help='the pipeline image (Dockerfile) every component runs in')
-  p.add_argument('--output', help='PipelineJob JSON to write; default '
-                 'outputs/kubeflow/<pipeline name>.json')
-  p.add_argument('--gpus', type=int, default=1,
-                 help='accelerators for Trainer and Evaluator (0: CPU only)')
-  p.add_argument('--gpu_type', default='NVIDIA_TESLA_T4',
-                 help='Vertex accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_A100_80GB')
-  p.add_argument('--cpus', type=float, default=8, help='CPU limit for Trainer and Evaluator')
-  p.add_argument('--memory_gb', type=float, default=32,
-                 help='memory limit for Trainer and Evaluator, GB')
-  p.add_argument('--submit', action='store_true', help='submit the job to Vertex AI Pipelines')
-  p.add_argument('--project', help='Google Cloud project (with --submit)')
-  p.add_argument('--region', default='us-central1', help='Vertex AI region (with --submit)')
-  p.add_argument('--service_account', help='the job runs as this account (with --submit)')
-  p.add_argument('--no_cache', action='store_true', help='re-run every component')
-  p.add_argument('--verbose', action='store_true', help='show all TFX/Beam/TensorFlow logs')
-  args = cli.parse(p, argv, DEFAULT_BEAM_ARGS)
-  if not args.pipeline_root:
-    p.error('--pipeline_root is required (a bucket path such as gs://BUCKET/nvae, which every '
-            'component can reach)')
-  if args.submit and not args.project:
-    p.error('--submit needs --project')
-  return args
+    p = cli.pipeline_parser(__doc__)
+    p.add_argument(
+        '--image', required=True, help='the pipeline image (Dockerfile) every component runs in'
+    )
+    p.add_argument(
+        '--output', help='PipelineJob JSON to write; default outputs/kubeflow/<pipeline name>.json'
+    )
+    p.add_argument(
+        '--gpus', type=int, default=1, help='accelerators for Trainer and Evaluator (0: CPU only)'
+    )
+    p.add_argument(
+        '--gpu_type',
+        default='NVIDIA_TESLA_T4',
+        help='Vertex accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_A100_80GB',
+    )
+    p.add_argument('--cpus', type=float, default=8, help='CPU limit for Trainer and Evaluator')
+    p.add_argument(
+        '--memory_gb', type=float, default=32, help='memory limit for Trainer and Evaluator, GB'
+    )
+    p.add_argument('--submit', action='store_true', help='submit the job to Vertex AI Pipelines')
+    p.add_argument('--project', help='Google Cloud project (with --submit)')
+    p.add_argument('--region', default='us-central1', help='Vertex AI region (with --submit)')
+    p.add_argument('--service_account', help='the job runs as this account (with --submit)')
+    p.add_argument('--no_cache', action='store_true', help='re-run every component')
+    p.add_argument('--verbose', action='store_true', help='show all TFX/Beam/TensorFlow logs')
+    args = cli.parse(p, argv, DEFAULT_BEAM_ARGS)
+    if not args.pipeline_root:
+        p.error(
+            '--pipeline_root is required (a bucket path such as gs://BUCKET/nvae, which every '
+            'component can reach)'
+        )
+    if args.submit and not args.project:
+        p.error('--submit needs --project')
+    return args
 
 
 def resource_spec(gpus: int, gpu_type: str, cpus: float, memory_gb: float):
-  from kfp.pipeline_spec import pipeline_spec_pb2
-  spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
-      cpu_limit=cpus, memory_limit=memory_gb)
-  if gpus:
-    spec.accelerator.type = gpu_type
-    spec.accelerator.count = gpus
-  return spec
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
+        cpu_limit=cpus, memory_limit=memory_gb
+    )
+    if gpus:
+        spec.accelerator.type = gpu_type
+        spec.accelerator.count = gpus
+    return spec
 
 
 def build_pipeline(args):
-  """The pipeline as it runs in the image, with the Trainer's resources and runtime parameters."""
-  from tfx import v1 as tfx
+    """The pipeline as it runs in the image, with the Trainer's resources and runtime parameters."""
+    from tfx import v1 as tfx
 
-  from pipeline import nvae_pipeline
-  name = configs.pipeline_name(args.dataset)
-  evaluation = cli.evaluation_options(args, **{
-      field: tfx.dsl.experimental.RuntimeParameter(
-          name=name_, ptype=ptype, default=getattr(args, name_))
-      for field, (name_, ptype) in RUNTIME_PARAMETERS.items()})
-  pipeline = nvae_pipeline.create_pipeline(
-      pipeline_name=name,
-      pipeline_root=args.pipeline_root,
-      source=cli.source_options(args),
-      transform_custom_config=cli.transform_config(args),
-      beam_pipeline_args=args.beam_args,
-      enable_cache=not args.no_cache,
-      training=cli.training_options(args),
-      evaluation=evaluation,
-      serving_dir=args.serving_dir or args.pipeline_root.rstrip('/') + '/serving',
-      user_code='installed', image_root=configs.IMAGE_PROJECT_ROOT)
-  resources = resource_spec(args.gpus, args.gpu_type, args.cpus, args.memory_gb)
-  for component in pipeline.components:
-    if component.id in MODEL_NODES:
-      component.with_platform_config(resources)
-  return pipeline
+    from pipeline import nvae_pipeline
+
+    name = configs.pipeline_name(args.dataset)
+    evaluation = cli.evaluation_options(
+        args,
+        **{
+            field: tfx.dsl.experimental.RuntimeParameter(
+                name=name_, ptype=ptype, default=getattr(args, name_)
+            )
+            for field, (name_, ptype) in RUNTIME_PARAMETERS.items()
+        },
+    )
+    pipeline = nvae_pipeline.create_pipeline(
+        pipeline_name=name,
+        pipeline_root=args.pipeline_root,
+        source=cli.source_options(args),
+        transform_custom_config=cli.transform_config(args),
+        beam_pipeline_args=args.beam_args,
+        enable_cache=not args.no_cache,
+        training=cli.training_options(args),
+        evaluation=evaluation,
+        serving_dir=args.serving_dir or args.pipeline_root.rstrip('/') + '/serving',
+        user_code='installed',
+        image_root=configs.IMAGE_PROJECT_ROOT,
+    )
+    resources = resource_spec(args.gpus, args.gpu_type, args.cpus, args.memory_gb)
+    for component in pipeline.components:
+        if component.id in MODEL_NODES:
+            component.with_platform_config(resources)
+    return pipeline
 
 
 def compile_pipeline(args) -> str:
-  from tfx import v1 as tfx
-  output = os.path.abspath(args.output or os.path.join(
-      configs.OUTPUT_ROOT, 'kubeflow', configs.pipeline_name(args.dataset) + '.json'))
-  os.makedirs(os.path.dirname(output), exist_ok=True)
-  runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-      config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=args.image),
-      output_dir=os.path.dirname(output), output_filename=os.path.basename(output))
-  # Explicit values: KFP v2 (schema 2.0.0) records no defaults for runtime parameters.
-  runner.run(build_pipeline(args), parameter_values={
-      name: getattr(args, name) for name, _ in RUNTIME_PARAMETERS.values()})
-  return output
+    from tfx import v1 as tfx
+
+    output = os.path.abspath(
+        args.output
+        or os.path.join(
+            configs.OUTPUT_ROOT, 'kubeflow', configs.pipeline_name(args.dataset) + '.json'
+        )
+    )
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=args.image),
+        output_dir=os.path.dirname(output),
+        output_filename=os.path.basename(output),
+    )
+    # Explicit values: KFP v2 (schema 2.0.0) records no defaults for runtime parameters.
+    runner.run(
+        build_pipeline(args),
+        parameter_values={name: getattr(args, name) for name, _ in RUNTIME_PARAMETERS.values()},
+    )
+    return output
 
 
 def submit(job_file: str, args) -> str:
-  """Submits the compiled job; returns its resource name."""
-  import google.auth.exceptions
-  from google.cloud import aiplatform
-  try:
-    aiplatform.init(project=args.project, location=args.region)
-    job = aiplatform.PipelineJob(display_name=configs.pipeline_name(args.dataset),
-                                 template_path=job_file, enable_caching=not args.no_cache)
-    job.submit(service_account=args.service_account)
-  except google.auth.exceptions.DefaultCredentialsError as e:
-    sys.exit(f'error: cannot submit {job_file}: no Google Cloud credentials ({e}). Run '
-             '`gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS to a '
-             'service-account key file; the compiled job is ready to submit later.')
-  return job.resource_name
+    """Submits the compiled job; returns its resource name."""
+    import google.auth.exceptions
+    from google.cloud import aiplatform
+
+    try:
+        aiplatform.init(project=args.project, location=args.region)
+        job = aiplatform.PipelineJob(
+            display_name=configs.pipeline_name(args.dataset),
+            template_path=job_file,
+            enable_caching=not args.no_cache,
+        )
+        job.submit(service_account=args.service_account)
+    except google.auth.exceptions.DefaultCredentialsError as e:
+        sys.exit(
+            f'error: cannot submit {job_file}: no Google Cloud credentials ({e}). Run '
+            '`gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS to a '
+            'service-account key file; the compiled job is ready to submit later.'
+        )
+    return job.resource_name
 
 
 def main(argv=None):
-  args = parse_args(sys.argv[1:] if argv is None else argv)
-  logging_setup.configure(args.verbose)
-  from components.example_gen.errors import DataError
-  try:
-    job_file = compile_pipeline(args)
-  except (DataError, ValueError) as e:
-    sys.exit(f'error: {e}')
-  print(f'Compiled {configs.pipeline_name(args.dataset)} for Kubeflow Pipelines v2: {job_file}')
-  if args.submit:
-    print(f'Submitted: {submit(job_file, args)}')
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging_setup.configure(args.verbose)
+    from components.example_gen.errors import DataError
+
+    try:
+        job_file = compile_pipeline(args)
+    except (DataError, ValueError) as e:
+        sys.exit(f'error: {e}')
+    print(f'Compiled {configs.pipeline_name(args.dataset)} for Kubeflow Pipelines v2: {job_file}')
+    if args.submit:
+        print(f'Submitted: {submit(job_file, args)}')
 
 
 if __name__ == '__main__':
-  main()
+    main()

@@ -7,54 +7,56 @@
 
 Everything after a bare '--' is passed to Beam unchanged (any runner's flags).
 """
-import argparse
+
 import os
 import sys
 
 if os.path.dirname(os.path.abspath(__file__)) == os.path.abspath(sys.path[0]):
-  sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from pipeline import cli, configs, logging_setup  # noqa: E402
 
 
 def parse_args(argv):
-  p = cli.pipeline_parser(__doc__)
-  p.add_argument('--metadata_path', help='SQLite ML Metadata file; default: outputs/metadata/...')
-  p.add_argument('--no_cache', action='store_true', help='re-run every component')
-  p.add_argument('--verbose', action='store_true', help='show all TFX/Beam/TensorFlow logs')
-  return cli.parse(p, argv)
+    p = cli.pipeline_parser(__doc__)
+    p.add_argument('--metadata_path', help='SQLite ML Metadata file; default: outputs/metadata/...')
+    p.add_argument('--no_cache', action='store_true', help='re-run every component')
+    p.add_argument('--verbose', action='store_true', help='show all TFX/Beam/TensorFlow logs')
+    return cli.parse(p, argv)
 
 
 def main(argv=None):
-  args = parse_args(sys.argv[1:] if argv is None else argv)
-  logging_setup.configure(args.verbose)
-  configs.tensorflow_environment()
-  from tfx import v1 as tfx
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging_setup.configure(args.verbose)
+    configs.tensorflow_environment()
+    from tfx import v1 as tfx
 
-  from components.example_gen.errors import DataError
-  from pipeline import nvae_pipeline, report
+    from components.example_gen.errors import DataError
+    from pipeline import nvae_pipeline, report
 
-  name = configs.pipeline_name(args.dataset)
-  metadata_path = args.metadata_path or configs.metadata_path(args.dataset)
-  try:
-    pipeline = nvae_pipeline.create_pipeline(
-        pipeline_name=name,
-        pipeline_root=args.pipeline_root or configs.pipeline_root(args.dataset),
-        source=cli.source_options(args),
-        transform_custom_config=cli.transform_config(args),
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            metadata_path),
-        beam_pipeline_args=args.beam_args,
-        enable_cache=not args.no_cache,
-        training=cli.training_options(args),
-        evaluation=cli.evaluation_options(args),
-        serving_dir=args.serving_dir and os.path.abspath(args.serving_dir))
-  except (DataError, ValueError) as e:
-    sys.exit(f'error: {e}')
-  print(f'Running pipeline {name} (ML Metadata: {metadata_path})', flush=True)
-  tfx.orchestration.LocalDagRunner().run(pipeline)
-  print(report.run_summary(metadata_path, name))
+    name = configs.pipeline_name(args.dataset)
+    metadata_path = args.metadata_path or configs.metadata_path(args.dataset)
+    try:
+        pipeline = nvae_pipeline.create_pipeline(
+            pipeline_name=name,
+            pipeline_root=args.pipeline_root or configs.pipeline_root(args.dataset),
+            source=cli.source_options(args),
+            transform_custom_config=cli.transform_config(args),
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                metadata_path
+            ),
+            beam_pipeline_args=args.beam_args,
+            enable_cache=not args.no_cache,
+            training=cli.training_options(args),
+            evaluation=cli.evaluation_options(args),
+            serving_dir=args.serving_dir and os.path.abspath(args.serving_dir),
+        )
+    except (DataError, ValueError) as e:
+        sys.exit(f'error: {e}')
+    print(f'Running pipeline {name} (ML Metadata: {metadata_path})', flush=True)
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    print(report.run_summary(metadata_path, name))
 
 
 if __name__ == '__main__':
-  main()
+    main()

@@ -1,4 +1,5 @@
 """Small datasets in the real on-disk formats, written by the tests themselves."""
+
 import io
 import os
 
@@ -10,92 +11,98 @@ from components.example_gen.records import CELEBA_SHAPE
 
 
 def digits(n: int, seed: int):
-  """n MNIST-like 28x28 uint8 images (a bright bar at a label-dependent row) and labels."""
-  rng = np.random.RandomState(seed)
-  labels = (np.arange(n) % 10).astype(np.uint8)
-  images = rng.randint(0, 40, (n, 28, 28)).astype(np.uint8)
-  for i, label in enumerate(labels):
-    images[i, 4 + 2 * label:6 + 2 * label, 4:24] = 255
-  return images, labels
+    """n MNIST-like 28x28 uint8 images (a bright bar at a label-dependent row) and labels."""
+    rng = np.random.RandomState(seed)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    images = rng.randint(0, 40, (n, 28, 28)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        images[i, 4 + 2 * label : 6 + 2 * label, 4:24] = 255
+    return images, labels
 
 
 def write_mnist_idx(data_dir: str, n_train: int = 40, n_test: int = 20, gz: bool = True):
-  os.makedirs(data_dir, exist_ok=True)
-  suffix = '.gz' if gz else ''
-  arrays = {}
-  for prefix, n, seed in (('train', n_train, 0), ('t10k', n_test, 1)):
-    images, labels = digits(n, seed)
-    idx.write_idx(f'{data_dir}/{prefix}-images-idx3-ubyte{suffix}', images)
-    idx.write_idx(f'{data_dir}/{prefix}-labels-idx1-ubyte{suffix}', labels)
-    arrays[prefix] = (images, labels)
-  return arrays
+    os.makedirs(data_dir, exist_ok=True)
+    suffix = '.gz' if gz else ''
+    arrays = {}
+    for prefix, n, seed in (('train', n_train, 0), ('t10k', n_test, 1)):
+        images, labels = digits(n, seed)
+        idx.write_idx(f'{data_dir}/{prefix}-images-idx3-ubyte{suffix}', images)
+        idx.write_idx(f'{data_dir}/{prefix}-labels-idx1-ubyte{suffix}', labels)
+        arrays[prefix] = (images, labels)
+    return arrays
 
 
 def face(seed: int, shape=CELEBA_SHAPE) -> np.ndarray:
-  """A smooth colour image with some texture (compresses like a photo, not like noise)."""
-  rng = np.random.RandomState(seed)
-  h, w, _ = shape
-  y, x = np.mgrid[0:h, 0:w]
-  base = np.stack([128 + 100 * np.sin(x / (9 + c) + seed) * np.cos(y / (13 + c)) for c in range(3)], -1)
-  return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+    """A smooth colour image with some texture (compresses like a photo, not like noise)."""
+    rng = np.random.RandomState(seed)
+    h, w, _ = shape
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack(
+        [128 + 100 * np.sin(x / (9 + c) + seed) * np.cos(y / (13 + c)) for c in range(3)], -1
+    )
+    return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
 
 
 def jpeg_bytes(image: np.ndarray, quality: int = 90) -> bytes:
-  buf = io.BytesIO()
-  Image.fromarray(image).save(buf, format='JPEG', quality=quality)
-  return buf.getvalue()
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format='JPEG', quality=quality)
+    return buf.getvalue()
 
 
 def write_celeba_dir(data_dir: str, counts=(12, 4, 4), start: int = 1) -> list:
-  """img_align_celeba/NNNNNN.jpg + list_eval_partition.txt with counts per partition 0/1/2."""
-  image_dir = os.path.join(data_dir, 'img_align_celeba')
-  os.makedirs(image_dir, exist_ok=True)
-  names, lines = [], []
-  number = start
-  for partition, count in enumerate(counts):
-    for _ in range(count):
-      name = f'{number:06d}.jpg'
-      with open(os.path.join(image_dir, name), 'wb') as f:
-        f.write(jpeg_bytes(face(number)))
-      names.append(name)
-      lines.append(f'{name} {partition}')
-      number += 1
-  with open(os.path.join(data_dir, 'list_eval_partition.txt'), 'w') as f:
-    f.write('\n'.join(lines) + '\n')
-  return names
+    """img_align_celeba/NNNNNN.jpg + list_eval_partition.txt with counts per partition 0/1/2."""
+    image_dir = os.path.join(data_dir, 'img_align_celeba')
+    os.makedirs(image_dir, exist_ok=True)
+    names, lines = [], []
+    number = start
+    for partition, count in enumerate(counts):
+        for _ in range(count):
+            name = f'{number:06d}.jpg'
+            with open(os.path.join(image_dir, name), 'wb') as f:
+                f.write(jpeg_bytes(face(number)))
+            names.append(name)
+            lines.append(f'{name} {partition}')
+            number += 1
+    with open(os.path.join(data_dir, 'list_eval_partition.txt'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return names
 
 
 def _zeros_like_spec(tensor_info):
-  if isinstance(tensor_info, dict):
-    return {k: _zeros_like_spec(v) for k, v in tensor_info.items()}
-  return np.zeros(tensor_info.shape, dtype=tensor_info.dtype.as_numpy_dtype
-                  if hasattr(tensor_info.dtype, 'as_numpy_dtype') else tensor_info.dtype)
+    if isinstance(tensor_info, dict):
+        return {k: _zeros_like_spec(v) for k, v in tensor_info.items()}
+    return np.zeros(
+        tensor_info.shape,
+        dtype=tensor_info.dtype.as_numpy_dtype
+        if hasattr(tensor_info.dtype, 'as_numpy_dtype')
+        else tensor_info.dtype,
+    )
 
 
 def write_tfds(data_dir: str, name: str, split_sizes: dict):
-  """Prepares a real TFDS dataset ('mnist' or 'celeb_a') from generated images, no download."""
-  import tensorflow_datasets as tfds
-  from tensorflow_datasets.image import celeba as tfds_celeba
-  from tensorflow_datasets.image_classification import mnist as tfds_mnist
+    """Prepares a real TFDS dataset ('mnist' or 'celeb_a') from generated images, no download."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.image import celeba as tfds_celeba
+    from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
-  base = tfds_mnist.MNIST if name == 'mnist' else tfds_celeba.CelebA
+    base = tfds_mnist.MNIST if name == 'mnist' else tfds_celeba.CelebA
 
-  class Fixture(base, skip_registration=True):
+    class Fixture(base, skip_registration=True):
+        def _split_generators(self, dl_manager):
+            return {split: self._examples(split, n) for split, n in split_sizes.items()}
 
-    def _split_generators(self, dl_manager):
-      return {split: self._examples(split, n) for split, n in split_sizes.items()}
+        def _examples(self, split, n):
+            for i in range(n):
+                seed = 1000 * sorted(split_sizes).index(split) + i
+                if name == 'mnist':
+                    images, labels = digits(1, seed)
+                    yield f'{split}-{i}', {'image': images[0][..., None], 'label': int(labels[0])}
+                else:
+                    example = _zeros_like_spec(self.info.features.get_tensor_info())
+                    example['image'] = face(seed)
+                    yield f'{split}-{i}', example
 
-    def _examples(self, split, n):
-      for i in range(n):
-        seed = 1000 * sorted(split_sizes).index(split) + i
-        if name == 'mnist':
-          images, labels = digits(1, seed)
-          yield f'{split}-{i}', {'image': images[0][..., None], 'label': int(labels[0])}
-        else:
-          example = _zeros_like_spec(self.info.features.get_tensor_info())
-          example['image'] = face(seed)
-          yield f'{split}-{i}', example
-
-  Fixture.name = name
-  Fixture(data_dir=data_dir).download_and_prepare(
-      download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    Fixture.name = name
+    Fixture(data_dir=data_dir).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+    )

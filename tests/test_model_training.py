@@ -25,17 +25,17 @@ def np_(x):
 
 def shapes_batch(n=8, size=32):
     """Binary images of filled squares at different places: easy to fit, far from uniform."""
-    x = np.zeros((n, size, size, 1), "float32")
+    x = np.zeros((n, size, size, 1), 'float32')
     for i in range(n):
         top, left = 4 + 2 * i, 20 - 2 * i
-        x[i, top:top + 8, left:left + 8] = 1.0
+        x[i, top : top + 8, left : left + 8] = 1.0
     return x
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def trained():
     keras.utils.set_random_seed(0)
-    config = get_config("tiny", total_steps=STEPS, warmup_steps=5)
+    config = get_config('tiny', total_steps=STEPS, warmup_steps=5)
     model = NVAE(config)
     model.compile(optimizer=make_optimizer(config))
     x = shapes_batch()
@@ -45,27 +45,27 @@ def trained():
 
 def test_training_reduces_the_loss_markedly(trained):
     model, _, history = trained
-    loss = history["loss"]
+    loss = history['loss']
     assert np.isfinite(loss).all()
     assert np.mean(loss[-5:]) < 0.5 * loss[0]
-    assert np.mean(history["recon"][-5:]) < 0.3 * history["recon"][0]
+    assert np.mean(history['recon'][-5:]) < 0.3 * history['recon'][0]
 
 
 def test_step_dependent_state_advances_in_fit(trained):
     model, _, history = trained
     assert int(np_(model.global_step)) == STEPS
-    beta = history["beta"]
+    beta = history['beta']
     assert beta[0] == pytest.approx(1e-4) and beta[-1] == pytest.approx(1.0)
     assert np.all(np.diff(beta) >= 0)
-    lr = history["lr"]
+    lr = history['lr']
     assert lr[0] == 0.0 and max(lr) == pytest.approx(1e-2, rel=1e-3) and lr[-1] < 1e-3
-    assert min(history["spectral_loss"]) > 0 and min(history["bn_loss"]) > 0
-    kl_groups = [history[f"kl_{g:02d}"][-1] for g in range(model.num_groups)]
-    assert sum(kl_groups) == pytest.approx(history["kl"][-1], rel=1e-4)
+    assert min(history['spectral_loss']) > 0 and min(history['bn_loss']) > 0
+    kl_groups = [history[f'kl_{g:02d}'][-1] for g in range(model.num_groups)]
+    assert sum(kl_groups) == pytest.approx(history['kl'][-1], rel=1e-4)
 
 
 def test_batch_norm_statistics_update_in_training_only():
-    model = NVAE(get_config("tiny"))
+    model = NVAE(get_config('tiny'))
     bn = model.preprocess[0].branch.act1.bn  # normalises the stem output
     x = shapes_batch()
     before = np_(bn.moving_mean).copy()
@@ -76,7 +76,9 @@ def test_batch_norm_statistics_update_in_training_only():
     assert not np.allclose(after, before)
     # PyTorch momentum 0.05: the moving mean moves 5% of the way to the batch mean.
     stem = np_(model.stem(2.0 * x - 1.0))
-    np.testing.assert_allclose(after, 0.95 * before + 0.05 * stem.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        after, 0.95 * before + 0.05 * stem.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_lower_temperature_reduces_sample_spread(trained):
@@ -103,7 +105,9 @@ def test_iwae_with_one_sample_is_the_elbo_and_tightens_with_k(trained):
     # Same expectation; they differ per draw only by the sampled vs analytic KL.
     err = 4 * np.sqrt(log_w.var() / log_w.size + elbo.var() / elbo.size)
     assert abs(log_w.mean() - elbo.mean()) < err
-    bounds = [np_(model.log_likelihood(x, num_samples=k, chunk_size=25)).mean() for k in (1, 10, 100)]
+    bounds = [
+        np_(model.log_likelihood(x, num_samples=k, chunk_size=25)).mean() for k in (1, 10, 100)
+    ]
     assert bounds[0] < bounds[1] < bounds[2]
     assert bounds[2] < 0  # a log-probability of binary images
     bpd = float(np_(model.bits_per_dim(-bounds[2])))
@@ -112,12 +116,12 @@ def test_iwae_with_one_sample_is_the_elbo_and_tightens_with_k(trained):
 
 def test_save_and_load_round_trip(trained, tmp_path):
     model, x, _ = trained
-    path = tmp_path / "nvae.keras"
+    path = tmp_path / 'nvae.keras'
     model.save(path)
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, NVAE) and loaded.config == model.config
     np.testing.assert_array_equal(np_(loaded.reconstruct(x)), np_(model.reconstruct(x)))
-    for a, b in zip(loaded.encode(x), model.encode(x)):
+    for a, b in zip(loaded.encode(x), model.encode(x), strict=True):
         np.testing.assert_array_equal(np_(a), np_(b))
     assert int(np_(loaded.global_step)) == STEPS
     np.testing.assert_array_equal(np_(loaded.spectral.u[-1]), np_(model.spectral.u[-1]))
@@ -125,34 +129,35 @@ def test_save_and_load_round_trip(trained, tmp_path):
 
 
 def test_colour_model_with_flows_uses_the_sampled_kl():
-    config = get_config("tiny", dataset="celeba", num_nf=1)
+    config = get_config('tiny', dataset='celeba', num_nf=1)
     model = NVAE(config)
     x = np.round(np.random.default_rng(1).random((2, 32, 32, 3)) * 255) / 255
     out = model(x, training=True)
-    assert tuple(out["logits"].shape) == (2, 32, 32, 100)
+    assert tuple(out['logits'].shape) == (2, 32, 32, 100)
     # With flows the KL is the single-sample log q - log p, summed over groups.
-    np.testing.assert_allclose(np_(ops.sum(out["kl"], axis=1)), np_(out["log_q"] - out["log_p"]),
-                               rtol=1e-4, atol=1e-2)
-    recon = np_(model.reconstruction_loss(x, out["logits"]))
+    np.testing.assert_allclose(
+        np_(ops.sum(out['kl'], axis=1)), np_(out['log_q'] - out['log_p']), rtol=1e-4, atol=1e-2
+    )
+    recon = np_(model.reconstruction_loss(x, out['logits']))
     assert np.all(recon > 0) and np.all(np.isfinite(recon))
     assert model.num_dims == 3 * 32 * 32
     samples = np_(model.sample(3, 0.7))
     assert samples.shape == (3, 32, 32, 3) and samples.min() >= 0 and samples.max() <= 1
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize('policy', ['mixed_float16', 'mixed_bfloat16'])
 def test_mixed_precision_keeps_distributions_and_losses_in_float32(policy):
-    config = get_config("tiny", mixed_precision=policy)
+    config = get_config('tiny', mixed_precision=policy)
     model = NVAE(config)
     x = shapes_batch(4)
     out = model(x, training=True)
-    assert model.compute_dtype == policy.split("_")[1]
-    assert model.stem.kernel.dtype == "float32"  # variables stay float32
-    assert out["logits"].dtype == "float32" and out["kl"].dtype == "float32"
+    assert model.compute_dtype == policy.split('_')[1]
+    assert model.stem.kernel.dtype == 'float32'  # variables stay float32
+    assert out['logits'].dtype == 'float32' and out['kl'].dtype == 'float32'
     loss = model.compute_loss(x, None, out, training=True)
-    assert loss.dtype == "float32" and np.isfinite(float(np_(loss)))
+    assert loss.dtype == 'float32' and np.isfinite(float(np_(loss)))
     optimizer = make_optimizer(config)
-    if policy == "mixed_float16":
+    if policy == 'mixed_float16':
         assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         assert optimizer.initial_scale == 1024.0
 
@@ -174,21 +179,32 @@ print(json.dumps({"backend": keras.backend.backend(), "loss": history["loss"],
                   "step": int(model.global_step.numpy()),
                   "kernel_moved": float(np.abs(model.stem.kernel.numpy() - kernel).max()),
                   "u_moved": float(np.abs(model.spectral.u[-1].numpy() - u).max()),
-                  "bn_moved": float(np.abs(model._batch_norms()[0].moving_mean.numpy() - mean).max())}))
+                  "bn_moved": float(np.abs(
+                      model._batch_norms()[0].moving_mean.numpy() - mean).max())}))
 """
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize('backend', ['tensorflow', 'jax'])
 def test_tiny_preset_trains_under_each_backend(backend):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": str(REPO)}
-    run = subprocess.run([sys.executable, "-c", ONE_STEP], env=env, cwd=REPO, capture_output=True,
-                         text=True, timeout=600)
+    env = {
+        **os.environ,
+        'KERAS_BACKEND': backend,
+        'TF_CPP_MIN_LOG_LEVEL': '3',
+        'PYTHONPATH': str(REPO),
+    }
+    run = subprocess.run(
+        [sys.executable, '-c', ONE_STEP],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
-    assert result["backend"] == backend
-    assert np.isfinite(result["loss"]).all()
-    assert result["step"] == 2
+    assert result['backend'] == backend
+    assert np.isfinite(result['loss']).all()
+    assert result['step'] == 2
     # The optimizer, the power iteration and BatchNorm all updated their state.
-    assert result["kernel_moved"] > 0 and result["u_moved"] > 0 and result["bn_moved"] > 0
+    assert result['kernel_moved'] > 0 and result['u_moved'] > 0 and result['bn_moved'] > 0

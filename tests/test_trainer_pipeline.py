@@ -1,9 +1,10 @@
 """The whole pipeline with the tiny preset on the embedded digits, four runs in sequence:
-  1. an impossible NLL threshold: trained, evaluated, not blessed, nothing pushed;
-  2. the same pipeline again: everything cached, nothing executes;
-  3. no threshold: the Evaluator re-runs and blesses, Pusher pushes;
-  4. more training steps: a new model, compared with run 3's as the baseline.
+1. an impossible NLL threshold: trained, evaluated, not blessed, nothing pushed;
+2. the same pipeline again: everything cached, nothing executes;
+3. no threshold: the Evaluator re-runs and blesses, Pusher pushes;
+4. more training steps: a new model, compared with run 3's as the baseline.
 """
+
 import dataclasses
 import json
 import os
@@ -24,140 +25,189 @@ from tests.pipeline_helpers import run_outputs, run_pipeline
 
 pytestmark = pytest.mark.slow
 
-TINY = configs.TrainingOptions(preset='tiny', train_steps=12, batch_size=8, steps_per_epoch=6,
-                               eval_steps=2, checkpoint_every_steps=4, jit_compile='false')
-EVAL = configs.EvaluationOptions(num_eval_examples=40, num_iw_samples=3, fid_num_samples=60,
-                                 readjust_bn_passes=2, digit_classifier_epochs=1, max_nll=1.0)
+TINY = configs.TrainingOptions(
+    preset='tiny',
+    train_steps=12,
+    batch_size=8,
+    steps_per_epoch=6,
+    eval_steps=2,
+    checkpoint_every_steps=4,
+    jit_compile='false',
+)
+EVAL = configs.EvaluationOptions(
+    num_eval_examples=40,
+    num_iw_samples=3,
+    fid_num_samples=60,
+    readjust_bn_passes=2,
+    digit_classifier_epochs=1,
+    max_nll=1.0,
+)
 MODEL_NODES = {'Trainer', 'DigitClassifierTrainer', 'GenerativeEvaluator', 'Pusher'}
 
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
-  tmp_path = tmp_path_factory.mktemp('pipeline')
-  results = []
-  for training, evaluation in ((TINY, EVAL), (TINY, EVAL),
-                               (TINY, dataclasses.replace(EVAL, max_nll=None)),
-                               (dataclasses.replace(TINY, train_steps=24),
-                                dataclasses.replace(EVAL, max_nll=None))):
-    results.append(run_outputs(run_pipeline(tmp_path, SourceOptions(), training=training,
-                                            evaluation=evaluation)))
-  return tmp_path, results
+    tmp_path = tmp_path_factory.mktemp('pipeline')
+    results = []
+    for training, evaluation in (
+        (TINY, EVAL),
+        (TINY, EVAL),
+        (TINY, dataclasses.replace(EVAL, max_nll=None)),
+        (dataclasses.replace(TINY, train_steps=24), dataclasses.replace(EVAL, max_nll=None)),
+    ):
+        results.append(
+            run_outputs(
+                run_pipeline(tmp_path, SourceOptions(), training=training, evaluation=evaluation)
+            )
+        )
+    return tmp_path, results
 
 
 def artifact(outputs, node, key):
-  return outputs[node][1][key][0]
+    return outputs[node][1][key][0]
 
 
 def prop(a, key):
-  value = a.custom_properties[key]
-  return getattr(value, value.WhichOneof('value'))
+    value = a.custom_properties[key]
+    return getattr(value, value.WhichOneof('value'))
 
 
 def test_first_run_trains_evaluates_and_refuses_to_bless(runs):
-  tmp_path, (first, *_) = runs
-  assert MODEL_NODES <= set(first)
-  assert all(state == 'COMPLETE' for state, _ in first.values())
-  model = artifact(first, 'Trainer', 'model')
-  assert os.path.exists(os.path.join(model.uri, 'Format-Serving', 'saved_model.pb'))
-  assert os.path.exists(export.keras_model_path(model.uri))
-  summary = json.load(open(os.path.join(artifact(first, 'Trainer', 'model_run').uri,
-                                        'training_summary.json')))
-  assert summary['steps'] == 12 and summary['skipped_non_finite_steps'] == 0
-  assert {'recon', 'kl', 'beta', 'lr', 'spectral_loss', 'bn_loss', 'active_units'} <= set(
-      summary['final'])
+    tmp_path, (first, *_) = runs
+    assert MODEL_NODES <= set(first)
+    assert all(state == 'COMPLETE' for state, _ in first.values())
+    model = artifact(first, 'Trainer', 'model')
+    assert os.path.exists(os.path.join(model.uri, 'Format-Serving', 'saved_model.pb'))
+    assert os.path.exists(export.keras_model_path(model.uri))
+    summary = json.load(
+        open(os.path.join(artifact(first, 'Trainer', 'model_run').uri, 'training_summary.json'))
+    )
+    assert summary['steps'] == 12 and summary['skipped_non_finite_steps'] == 0
+    assert {'recon', 'kl', 'beta', 'lr', 'spectral_loss', 'bn_loss', 'active_units'} <= set(
+        summary['final']
+    )
 
-  evaluation = artifact(first, 'GenerativeEvaluator', 'evaluation')
-  for name in ('metrics.json', 'samples.png', 'reconstructions.png'):
-    assert os.path.getsize(os.path.join(evaluation.uri, name)) > 0
-  assert {'nll_nats', 'neg_elbo_nats', 'nll_bits_per_dim', 'fid_mnist_classifier',
-          'precision_mnist_classifier', 'recall_mnist_classifier',
-          'mnist_classifier_eval_accuracy'} <= set(evaluation.custom_properties)
-  assert prop(evaluation, 'num_iw_samples') == 3
-  blessing = artifact(first, 'GenerativeEvaluator', 'blessing')
-  assert prop(blessing, 'blessed') == 0 and prop(blessing, 'current_model_id') == model.id
-  assert 'nll_nats' in prop(blessing, 'reasons') and 'threshold 1.0' in prop(blessing, 'reasons')
-  pushed = artifact(first, 'Pusher', 'pushed_model')
-  assert prop(pushed, 'pushed') == 0 and 'pushed_destination' not in pushed.custom_properties
-  accuracy = prop(artifact(first, 'DigitClassifierTrainer', 'feature_network'), 'eval_accuracy')
-  assert 0.0 <= accuracy <= 1.0
+    evaluation = artifact(first, 'GenerativeEvaluator', 'evaluation')
+    for name in ('metrics.json', 'samples.png', 'reconstructions.png'):
+        assert os.path.getsize(os.path.join(evaluation.uri, name)) > 0
+    assert {
+        'nll_nats',
+        'neg_elbo_nats',
+        'nll_bits_per_dim',
+        'fid_mnist_classifier',
+        'precision_mnist_classifier',
+        'recall_mnist_classifier',
+        'mnist_classifier_eval_accuracy',
+    } <= set(evaluation.custom_properties)
+    assert prop(evaluation, 'num_iw_samples') == 3
+    blessing = artifact(first, 'GenerativeEvaluator', 'blessing')
+    assert prop(blessing, 'blessed') == 0 and prop(blessing, 'current_model_id') == model.id
+    assert 'nll_nats' in prop(blessing, 'reasons') and 'threshold 1.0' in prop(blessing, 'reasons')
+    pushed = artifact(first, 'Pusher', 'pushed_model')
+    assert prop(pushed, 'pushed') == 0 and 'pushed_destination' not in pushed.custom_properties
+    accuracy = prop(artifact(first, 'DigitClassifierTrainer', 'feature_network'), 'eval_accuracy')
+    assert 0.0 <= accuracy <= 1.0
 
 
 def test_identical_second_run_is_fully_cached(runs):
-  _, (first, second, *_) = runs
-  assert set(second) == set(first)
-  # The resolver is a query, not an executor: it records a (trivial) execution on every run.
-  executed = {node: state for node, (state, _) in second.items()
-              if state != 'CACHED' and node != 'latest_blessed_model_resolver'}
-  assert not executed and second['latest_blessed_model_resolver'][1] == {}
-  assert artifact(second, 'Trainer', 'model').id == artifact(first, 'Trainer', 'model').id
+    _, (first, second, *_) = runs
+    assert set(second) == set(first)
+    # The resolver is a query, not an executor: it records a (trivial) execution on every run.
+    executed = {
+        node: state
+        for node, (state, _) in second.items()
+        if state != 'CACHED' and node != 'latest_blessed_model_resolver'
+    }
+    assert not executed and second['latest_blessed_model_resolver'][1] == {}
+    assert artifact(second, 'Trainer', 'model').id == artifact(first, 'Trainer', 'model').id
 
 
 def test_blessed_model_is_pushed(runs):
-  tmp_path, (first, _, third, _) = runs
-  assert third['Trainer'][0] == 'CACHED' and third['GenerativeEvaluator'][0] == 'COMPLETE'
-  blessing = artifact(third, 'GenerativeEvaluator', 'blessing')
-  assert prop(blessing, 'blessed') == 1, prop(blessing, 'reasons')
-  pushed = artifact(third, 'Pusher', 'pushed_model')
-  assert prop(pushed, 'pushed') == 1
-  destination = prop(pushed, 'pushed_destination')
-  assert destination.startswith(str(tmp_path / 'serving'))
-  assert os.path.exists(os.path.join(destination, 'saved_model.pb'))
+    tmp_path, (first, _, third, _) = runs
+    assert third['Trainer'][0] == 'CACHED' and third['GenerativeEvaluator'][0] == 'COMPLETE'
+    blessing = artifact(third, 'GenerativeEvaluator', 'blessing')
+    assert prop(blessing, 'blessed') == 1, prop(blessing, 'reasons')
+    pushed = artifact(third, 'Pusher', 'pushed_model')
+    assert prop(pushed, 'pushed') == 1
+    destination = prop(pushed, 'pushed_destination')
+    assert destination.startswith(str(tmp_path / 'serving'))
+    assert os.path.exists(os.path.join(destination, 'saved_model.pb'))
 
 
 def test_only_blessed_models_reach_the_serving_directory(runs):
-  tmp_path, results = runs
-  destinations = {prop(artifact(r, 'Pusher', 'pushed_model'), 'pushed_destination')
-                  for r in results if prop(artifact(r, 'Pusher', 'pushed_model'), 'pushed') == 1}
-  versions = {str(tmp_path / 'serving' / v) for v in os.listdir(tmp_path / 'serving')}
-  assert destinations == versions
+    tmp_path, results = runs
+    destinations = {
+        prop(artifact(r, 'Pusher', 'pushed_model'), 'pushed_destination')
+        for r in results
+        if prop(artifact(r, 'Pusher', 'pushed_model'), 'pushed') == 1
+    }
+    versions = {str(tmp_path / 'serving' / v) for v in os.listdir(tmp_path / 'serving')}
+    assert destinations == versions
 
 
 def test_new_model_is_compared_with_the_last_blessed_one(runs):
-  _, (_, _, third, fourth) = runs
-  assert fourth['Trainer'][0] == 'COMPLETE'
-  baseline_id = artifact(third, 'Trainer', 'model').id
-  blessing = artifact(fourth, 'GenerativeEvaluator', 'blessing')
-  assert prop(blessing, 'baseline_model_id') == baseline_id
-  assert prop(blessing, 'current_model_id') == artifact(fourth, 'Trainer', 'model').id
-  report = json.load(open(os.path.join(
-      artifact(fourth, 'GenerativeEvaluator', 'evaluation').uri, 'metrics.json')))
-  current, baseline = report['metrics'], report['baseline_metrics']
-  assert baseline and set(baseline) == set(current)
-  within = all(current[k] <= baseline[k] + 0.01 * abs(baseline[k])
-               for k in ('nll_nats', 'fid_mnist_classifier'))
-  assert report['blessed'] == within == bool(prop(blessing, 'blessed'))
+    _, (_, _, third, fourth) = runs
+    assert fourth['Trainer'][0] == 'COMPLETE'
+    baseline_id = artifact(third, 'Trainer', 'model').id
+    blessing = artifact(fourth, 'GenerativeEvaluator', 'blessing')
+    assert prop(blessing, 'baseline_model_id') == baseline_id
+    assert prop(blessing, 'current_model_id') == artifact(fourth, 'Trainer', 'model').id
+    report = json.load(
+        open(
+            os.path.join(artifact(fourth, 'GenerativeEvaluator', 'evaluation').uri, 'metrics.json')
+        )
+    )
+    current, baseline = report['metrics'], report['baseline_metrics']
+    assert baseline and set(baseline) == set(current)
+    within = all(
+        current[k] <= baseline[k] + 0.01 * abs(baseline[k])
+        for k in ('nll_nats', 'fid_mnist_classifier')
+    )
+    assert report['blessed'] == within == bool(prop(blessing, 'blessed'))
 
 
 def test_evaluator_numbers_equal_model_code(runs):
-  """NLL and -ELBO recomputed here with model_code alone, on the same binarized eval images."""
-  _, (first, *_) = runs
-  model = evaluator_executor.load_nvae(artifact(first, 'Trainer', 'model'))
-  data = input_data.read_transformed_split(artifact(first, 'Transform', 'transformed_examples').uri,
-                                artifact(first, 'Transform', 'transform_graph').uri, 'eval',
-                                limit=EVAL.num_eval_examples)
-  images = generative_metrics.binarize_fixed(
-      np.asarray(input_data.to_model_images(data['image'])), EVAL.seed)
-  neg_elbo, log_px = [], []
-  for start in range(0, len(images), 50):  # the Evaluator's batch and call order
-    x = images[start:start + 50]
-    neg_elbo.append(keras.ops.convert_to_numpy(model.negative_elbo(x)))
-    log_px.append(keras.ops.convert_to_numpy(
-        model.log_likelihood(x, num_samples=EVAL.num_iw_samples, chunk_size=EVAL.num_iw_samples)))
-  metrics = json.load(open(os.path.join(
-      artifact(first, 'GenerativeEvaluator', 'evaluation').uri, 'metrics.json')))['metrics']
-  np.testing.assert_allclose(metrics['neg_elbo_nats'], np.mean(np.concatenate(neg_elbo)),
-                             rtol=1e-5)
-  np.testing.assert_allclose(metrics['nll_nats'], -np.mean(np.concatenate(log_px)), rtol=1e-5)
-  np.testing.assert_allclose(metrics['nll_bits_per_dim'],
-                             metrics['nll_nats'] / (np.log(2) * 784), rtol=1e-6)
+    """NLL and -ELBO recomputed here with model_code alone, on the same binarized eval images."""
+    _, (first, *_) = runs
+    model = evaluator_executor.load_nvae(artifact(first, 'Trainer', 'model'))
+    data = input_data.read_transformed_split(
+        artifact(first, 'Transform', 'transformed_examples').uri,
+        artifact(first, 'Transform', 'transform_graph').uri,
+        'eval',
+        limit=EVAL.num_eval_examples,
+    )
+    images = generative_metrics.binarize_fixed(
+        np.asarray(input_data.to_model_images(data['image'])), EVAL.seed
+    )
+    neg_elbo, log_px = [], []
+    for start in range(0, len(images), 50):  # the Evaluator's batch and call order
+        x = images[start : start + 50]
+        neg_elbo.append(keras.ops.convert_to_numpy(model.negative_elbo(x)))
+        log_px.append(
+            keras.ops.convert_to_numpy(
+                model.log_likelihood(
+                    x, num_samples=EVAL.num_iw_samples, chunk_size=EVAL.num_iw_samples
+                )
+            )
+        )
+    metrics = json.load(
+        open(os.path.join(artifact(first, 'GenerativeEvaluator', 'evaluation').uri, 'metrics.json'))
+    )['metrics']
+    np.testing.assert_allclose(
+        metrics['neg_elbo_nats'], np.mean(np.concatenate(neg_elbo)), rtol=1e-5
+    )
+    np.testing.assert_allclose(metrics['nll_nats'], -np.mean(np.concatenate(log_px)), rtol=1e-5)
+    np.testing.assert_allclose(
+        metrics['nll_bits_per_dim'], metrics['nll_nats'] / (np.log(2) * 784), rtol=1e-6
+    )
 
 
 def test_saved_model_signatures_in_a_fresh_process(runs):
-  """Loads with plain TensorFlow (no project code on the path) and calls every signature."""
-  _, (first, *_) = runs
-  serving = os.path.join(artifact(first, 'Trainer', 'model').uri, 'Format-Serving')
-  examples = artifact(first, 'ImageExampleGen', 'examples').uri
-  script = textwrap.dedent(f'''
+    """Loads with plain TensorFlow (no project code on the path) and calls every signature."""
+    _, (first, *_) = runs
+    serving = os.path.join(artifact(first, 'Trainer', 'model').uri, 'Format-Serving')
+    examples = artifact(first, 'ImageExampleGen', 'examples').uri
+    script = textwrap.dedent(f"""
       import glob, json, tensorflow as tf
       m = tf.saved_model.load({serving!r})
       s = m.signatures['sample'](num=tf.constant(5), temperature=tf.constant(0.7))['images']
@@ -168,12 +218,18 @@ def test_saved_model_signatures_in_a_fresh_process(runs):
       print(json.dumps({{'shape': s.shape.as_list(), 'min': float(tf.reduce_min(s)),
                         'max': float(tf.reduce_max(s)), 'recon_shape': r.shape.as_list(),
                         'll': ll['log_likelihood'].numpy().tolist()}}))
-  ''')
-  env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-  out = subprocess.run([sys.executable, '-I', '-c', script], capture_output=True, text=True,
-                       cwd='/', env=env, timeout=600)
-  assert out.returncode == 0, out.stderr[-3000:]
-  result = json.loads(out.stdout.strip().splitlines()[-1])
-  assert result['shape'] == [5, 32, 32, 1] and result['recon_shape'] == [5, 32, 32, 1]
-  assert 0.0 <= result['min'] and result['max'] <= 1.0
-  assert len(result['ll']) == 3 and all(-2000 < v < 0 for v in result['ll'])
+  """)
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    out = subprocess.run(
+        [sys.executable, '-I', '-c', script],
+        capture_output=True,
+        text=True,
+        cwd='/',
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result['shape'] == [5, 32, 32, 1] and result['recon_shape'] == [5, 32, 32, 1]
+    assert 0.0 <= result['min'] and result['max'] <= 1.0
+    assert len(result['ll']) == 3 and all(-2000 < v < 0 for v in result['ll'])

@@ -1,4 +1,5 @@
 """The Trainer's loop without TFX: resume after a kill, the NaN guard, refusing to export."""
+
 import json
 import os
 import signal
@@ -19,24 +20,29 @@ STEPS_PER_EPOCH = 5
 
 
 def tiny_model(total_steps):
-  config = loop.scaled_config('tiny', {}, total_steps, dataset='mnist', image_size=32, batch_size=8)
-  return loop.build_model(config, jit_compile='false')
+    config = loop.scaled_config(
+        'tiny', {}, total_steps, dataset='mnist', image_size=32, batch_size=8
+    )
+    return loop.build_model(config, jit_compile='false')
 
 
 def digits_dataset(nan_from_batch=None):
-  x = (np.random.RandomState(0).rand(64, 32, 32, 1) < 0.3).astype(np.float32)
-  ds = tf.data.Dataset.from_tensor_slices(x).repeat().batch(8)
-  if nan_from_batch is None:
-    return ds
-  # Every batch from nan_from_batch on holds a NaN pixel: its loss and gradients are NaN.
-  return ds.enumerate().map(lambda i, b: tf.where(
-      i >= nan_from_batch, tf.tensor_scatter_nd_update(b, [[0, 16, 16, 0]], [np.nan]), b))
+    x = (np.random.RandomState(0).rand(64, 32, 32, 1) < 0.3).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices(x).repeat().batch(8)
+    if nan_from_batch is None:
+        return ds
+    # Every batch from nan_from_batch on holds a NaN pixel: its loss and gradients are NaN.
+    return ds.enumerate().map(
+        lambda i, b: tf.where(
+            i >= nan_from_batch, tf.tensor_scatter_nd_update(b, [[0, 16, 16, 0]], [np.nan]), b
+        )
+    )
 
 
 def test_resume_after_kill(tmp_path):
-  """A training process killed after a checkpoint resumes there instead of starting over."""
-  state_dir = tmp_path / 'state'
-  script = textwrap.dedent(f'''
+    """A training process killed after a checkpoint resumes there instead of starting over."""
+    state_dir = tmp_path / 'state'
+    script = textwrap.dedent(f"""
       import sys; sys.path.insert(0, {os.getcwd()!r})
       from tests.test_training_loop import tiny_model, digits_dataset
       from components.training import checkpoints, loop
@@ -44,66 +50,103 @@ def test_resume_after_kill(tmp_path):
       loop.train(model, digits_dataset(), 10000, {STEPS_PER_EPOCH},
                  checkpoints.TrainingState({str(state_dir)!r}), {str(tmp_path / 'logs1')!r},
                  checkpoint_every=3)
-  ''')
-  proc = subprocess.Popen([sys.executable, '-c', script])
-  state_file = state_dir / checkpoints.STATE_FILE
-  deadline = time.time() + 600
-  while not state_file.exists() and time.time() < deadline and proc.poll() is None:
-    time.sleep(1)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert state_file.exists(), 'no checkpoint was written before the kill'
+  """)
+    proc = subprocess.Popen([sys.executable, '-c', script])
+    state_file = state_dir / checkpoints.STATE_FILE
+    deadline = time.time() + 600
+    while not state_file.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state_file.exists(), 'no checkpoint was written before the kill'
 
-  model = tiny_model(12)
-  summary = loop.train(model, digits_dataset(), 12, STEPS_PER_EPOCH,
-                       checkpoints.TrainingState(str(state_dir)), str(tmp_path / 'logs2'))
-  # Checkpoints come every 3 steps and at every epoch end; the kill may follow either.
-  resumed = summary['resumed_from_step']
-  assert resumed >= 3 and (resumed % 3 == 0 or resumed % STEPS_PER_EPOCH == 0)
-  assert summary['steps'] == max(12, summary['resumed_from_step'])
-  assert json.load(open(tmp_path / 'logs2' / 'training_summary.json')) == summary
+    model = tiny_model(12)
+    summary = loop.train(
+        model,
+        digits_dataset(),
+        12,
+        STEPS_PER_EPOCH,
+        checkpoints.TrainingState(str(state_dir)),
+        str(tmp_path / 'logs2'),
+    )
+    # Checkpoints come every 3 steps and at every epoch end; the kill may follow either.
+    resumed = summary['resumed_from_step']
+    assert resumed >= 3 and (resumed % 3 == 0 or resumed % STEPS_PER_EPOCH == 0)
+    assert summary['steps'] == max(12, summary['resumed_from_step'])
+    assert json.load(open(tmp_path / 'logs2' / 'training_summary.json')) == summary
 
 
 def test_non_finite_steps_are_skipped_counted_and_divergence_fails(tmp_path):
-  model = tiny_model(30)
-  state = checkpoints.TrainingState(str(tmp_path / 'state'))
-  with pytest.raises(guard.DivergenceError, match='consecutive non-finite steps .* after 2 '
-                     r'restore\(s\)'):
-    loop.train(model, digits_dataset(nan_from_batch=6), 30, STEPS_PER_EPOCH, state,
-               str(tmp_path / 'logs'), checkpoint_every=2, nan_patience=3)
-  # Only the 6 finite batches were applied; the weights stayed finite throughout.
-  assert int(model.optimizer.iterations) == 6
-  assert checkpoints.all_finite(model)
+    model = tiny_model(30)
+    state = checkpoints.TrainingState(str(tmp_path / 'state'))
+    with pytest.raises(
+        guard.DivergenceError,
+        match='consecutive non-finite steps .* after 2 '
+        r'restore\(s\)',
+    ):
+        loop.train(
+            model,
+            digits_dataset(nan_from_batch=6),
+            30,
+            STEPS_PER_EPOCH,
+            state,
+            str(tmp_path / 'logs'),
+            checkpoint_every=2,
+            nan_patience=3,
+        )
+    # Only the 6 finite batches were applied; the weights stayed finite throughout.
+    assert int(model.optimizer.iterations) == 6
+    assert checkpoints.all_finite(model)
 
 
 def test_isolated_nan_batch_is_skipped(tmp_path):
-  x = (np.random.RandomState(0).rand(64, 32, 32, 1) < 0.3).astype(np.float32)
-  ds = tf.data.Dataset.from_tensor_slices(x).repeat().batch(8).enumerate().map(
-      lambda i, b: tf.where(i == 3, b * np.nan, b))
-  model = tiny_model(10)
-  summary = loop.train(model, ds, 10, STEPS_PER_EPOCH,
-                       checkpoints.TrainingState(str(tmp_path / 'state')), str(tmp_path / 'logs'))
-  assert summary['skipped_non_finite_steps'] == 1 and summary['steps'] == 10
-  assert checkpoints.all_finite(model)
+    x = (np.random.RandomState(0).rand(64, 32, 32, 1) < 0.3).astype(np.float32)
+    ds = (
+        tf.data.Dataset.from_tensor_slices(x)
+        .repeat()
+        .batch(8)
+        .enumerate()
+        .map(lambda i, b: tf.where(i == 3, b * np.nan, b))
+    )
+    model = tiny_model(10)
+    summary = loop.train(
+        model,
+        ds,
+        10,
+        STEPS_PER_EPOCH,
+        checkpoints.TrainingState(str(tmp_path / 'state')),
+        str(tmp_path / 'logs'),
+    )
+    assert summary['skipped_non_finite_steps'] == 1 and summary['steps'] == 10
+    assert checkpoints.all_finite(model)
 
 
 def test_model_with_non_finite_weights_is_not_exported(tmp_path):
-  model = tiny_model(10)
-  weight = model.trainable_weights[0]
-  weight.assign(np.full(weight.shape, np.nan, np.float32))
-  with pytest.raises(ValueError, match='non-finite weights'):
-    export.export(model, str(tmp_path / 'Format-Serving'), tft_output=None, dataset='mnist',
-                  binarization='dynamic')
-  assert not os.path.exists(tmp_path / 'Format-Serving')
+    model = tiny_model(10)
+    weight = model.trainable_weights[0]
+    weight.assign(np.full(weight.shape, np.nan, np.float32))
+    with pytest.raises(ValueError, match='non-finite weights'):
+        export.export(
+            model,
+            str(tmp_path / 'Format-Serving'),
+            tft_output=None,
+            dataset='mnist',
+            binarization='dynamic',
+        )
+    assert not os.path.exists(tmp_path / 'Format-Serving')
 
 
 def test_checkpoint_dir_is_stable_across_executions():
-  def fn_args(run_id, steps=100):
-    return SimpleNamespace(train_files=['/r/Transform/transformed_examples/6/Split-train/*'],
-                           transform_output='/r/Transform/transform_graph/6',
-                           custom_config={'preset': 'tiny'}, train_steps=steps,
-                           model_run_dir=f'/r/Trainer/model_run/{run_id}')
-  first = trainer_module.checkpoint_dir(fn_args(7))
-  assert first.startswith('/r/Trainer/checkpoints/')
-  assert trainer_module.checkpoint_dir(fn_args(12)) == first
-  assert trainer_module.checkpoint_dir(fn_args(12, steps=200)) != first
+    def fn_args(run_id, steps=100):
+        return SimpleNamespace(
+            train_files=['/r/Transform/transformed_examples/6/Split-train/*'],
+            transform_output='/r/Transform/transform_graph/6',
+            custom_config={'preset': 'tiny'},
+            train_steps=steps,
+            model_run_dir=f'/r/Trainer/model_run/{run_id}',
+        )
+
+    first = trainer_module.checkpoint_dir(fn_args(7))
+    assert first.startswith('/r/Trainer/checkpoints/')
+    assert trainer_module.checkpoint_dir(fn_args(12)) == first
+    assert trainer_module.checkpoint_dir(fn_args(12, steps=200)) != first

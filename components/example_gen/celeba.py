@@ -1,6 +1,6 @@
 """Reader for an aligned CelebA directory: img_align_celeba/*.jpg + list_eval_partition.txt."""
+
 import io
-from typing import Dict, List, Tuple
 
 import tensorflow as tf
 from PIL import Image
@@ -14,41 +14,52 @@ PARTITION_FILE = 'list_eval_partition.txt'
 PARTITIONS = {0: 'train', 1: 'eval', 2: 'test'}
 
 
-def read_partition_file(path: str) -> Dict[str, List[str]]:
-  """Parses '<file>.jpg <0|1|2>' lines into {split: [file names]}, rejecting anything else."""
-  if not tf.io.gfile.exists(path):
-    raise DataError(path, 'partition file not found')
-  splits = {name: [] for name in PARTITIONS.values()}
-  seen = set()
-  with tf.io.gfile.GFile(path, 'r') as f:
-    for line_no, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      parts = line.split()
-      if len(parts) != 2 or not parts[0].lower().endswith('.jpg') or parts[1] not in ('0', '1', '2'):
-        raise DataError(path, f'line {line_no} is {line.strip()!r}; expected "<name>.jpg <0|1|2>"')
-      if parts[0] in seen:
-        raise DataError(path, f'line {line_no}: {parts[0]} is listed twice')
-      seen.add(parts[0])
-      splits[PARTITIONS[int(parts[1])]].append(parts[0])
-  if not seen:
-    raise DataError(path, 'partition file lists no images')
-  return splits
+def read_partition_file(path: str) -> dict[str, list[str]]:
+    """Parses '<file>.jpg <0|1|2>' lines into {split: [file names]}, rejecting anything else."""
+    if not tf.io.gfile.exists(path):
+        raise DataError(path, 'partition file not found')
+    splits = {name: [] for name in PARTITIONS.values()}
+    seen = set()
+    with tf.io.gfile.GFile(path, 'r') as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if (
+                len(parts) != 2
+                or not parts[0].lower().endswith('.jpg')
+                or parts[1] not in ('0', '1', '2')
+            ):
+                raise DataError(
+                    path, f'line {line_no} is {line.strip()!r}; expected "<name>.jpg <0|1|2>"'
+                )
+            if parts[0] in seen:
+                raise DataError(path, f'line {line_no}: {parts[0]} is listed twice')
+            seen.add(parts[0])
+            splits[PARTITIONS[int(parts[1])]].append(parts[0])
+    if not seen:
+        raise DataError(path, 'partition file lists no images')
+    return splits
 
 
-def check_image(path: str, data: bytes, expected_shape: Tuple[int, int, int]) -> Tuple[int, int, int]:
-  """Fully decodes JPEG bytes; returns (height, width, channels) or raises DataError."""
-  try:
-    with Image.open(io.BytesIO(data)) as img:
-      if img.format != 'JPEG':
-        raise DataError(path, f'not a JPEG image (found {img.format})')
-      img.load()  # decodes every scanline, so truncated files fail here
-      shape = (img.height, img.width, len(img.getbands()))
-  except DataError:
-    raise
-  except Exception as e:  # PIL raises many types for broken files
-    raise DataError(path, f'corrupt or non-image file ({type(e).__name__}: {e})') from e
-  if shape != tuple(expected_shape):
-    raise DataError(path, f'image is {shape[0]}x{shape[1]}x{shape[2]} (HxWxC), '
-                    f'expected {expected_shape[0]}x{expected_shape[1]}x{expected_shape[2]}')
-  return shape
+def check_image(
+    path: str, data: bytes, expected_shape: tuple[int, int, int]
+) -> tuple[int, int, int]:
+    """Fully decodes JPEG bytes; returns (height, width, channels) or raises DataError."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != 'JPEG':
+                raise DataError(path, f'not a JPEG image (found {img.format})')
+            img.load()  # decodes every scanline, so truncated files fail here
+            shape = (img.height, img.width, len(img.getbands()))
+    except DataError:
+        raise
+    except Exception as e:  # PIL raises many types for broken files
+        raise DataError(path, f'corrupt or non-image file ({type(e).__name__}: {e})') from e
+    if shape != tuple(expected_shape):
+        raise DataError(
+            path,
+            f'image is {shape[0]}x{shape[1]}x{shape[2]} (HxWxC), '
+            f'expected {expected_shape[0]}x{expected_shape[1]}x{expected_shape[2]}',
+        )
+    return shape

@@ -1,5 +1,4 @@
 """ImageExampleGen: one ExampleGen for every image source the pipeline supports."""
-from typing import Optional
 
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
@@ -10,23 +9,29 @@ from components.example_gen.options import SourceOptions
 
 
 class ImageExampleGen(FileBasedExampleGen):
-  """FileBasedExampleGen whose executor reads MNIST (embedded, IDX, TFDS) or CelebA (dir, TFDS).
+    """FileBasedExampleGen whose executor reads MNIST (embedded, IDX, TFDS) or CelebA (dir, TFDS).
 
-  Output splits: 'train' and 'eval' (plus 'test' for CelebA); see sources.input_patterns.
-  """
-  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+    Output splits: 'train' and 'eval' (plus 'test' for CelebA); see sources.input_patterns.
+    """
 
-  def __init__(self, options: SourceOptions, validate_now: bool = True,
-               input_base: Optional[str] = None):
-    """validate_now: check the source while the pipeline is built, so bad input fails before
-    anything runs (skipped for remote paths, which only the executor's machine can read).
-    input_base: where the executor's machine sees the source, when not where it is here
-    (a container image)."""
-    if validate_now and (options.data_dir is None or '://' not in options.data_dir):
-      sources.validate(options)
-    super().__init__(
-        input_base=input_base or sources.input_base(options),
-        input_config=example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name=name, pattern=pattern)
-            for name, pattern in sources.input_patterns(options).items()]),
-        custom_config=options.to_custom_config())
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+    def __init__(
+        self, options: SourceOptions, validate_now: bool = True, input_base: str | None = None
+    ):
+        """validate_now: check the source while the pipeline is built, so bad input fails before
+        anything runs (skipped for remote paths, which only the executor's machine can read).
+        input_base: where the executor's machine sees the source, when not where it is here
+        (a container image)."""
+        if validate_now and (options.data_dir is None or '://' not in options.data_dir):
+            sources.validate(options)
+        super().__init__(
+            input_base=input_base or sources.input_base(options),
+            input_config=example_gen_pb2.Input(
+                splits=[
+                    example_gen_pb2.Input.Split(name=name, pattern=pattern)
+                    for name, pattern in sources.input_patterns(options).items()
+                ]
+            ),
+            custom_config=options.to_custom_config(),
+        )

@@ -2,9 +2,9 @@
 
 
 class DataError(ValueError):
-  """Raised when an input file or directory is missing, malformed or inconsistent."""
+    """Raised when an input file or directory is missing, malformed or inconsistent."""
 
-  def __init__(self, path: str, problem: str):
-    super().__init__(f'{path}: {problem}')
-    self.path = path
-    self.problem = problem
+    def __init__(self, path: str, problem: str):
+        super().__init__(f'{path}: {problem}')
+        self.path = path
+        self.problem = problem

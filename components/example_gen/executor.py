@@ -1,7 +1,8 @@
 """ImageExampleGen executor: reads every split with Beam, writes them as ExampleGen does, and
 records per-split example and skipped-file counts on the Examples artifact."""
+
 import os
-from typing import Any, Dict, List
+from typing import Any
 
 import apache_beam as beam
 from absl import logging
@@ -20,62 +21,86 @@ REPORT_DIR = 'IngestionReport'
 
 
 def _single_text_file(path: str):
-  return beam.io.WriteToText(path, shard_name_template='', num_shards=1)
+    return beam.io.WriteToText(path, shard_name_template='', num_shards=1)
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        input_config = proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input()
+        )
+        custom_config = proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY],
+            example_gen_pb2.CustomConfig(),
+        )
+        options = SourceOptions.from_custom_config(custom_config)
+        split_names = [s.name for s in input_config.splits]
+        examples = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.EXAMPLES_KEY]
+        )
+        examples.split_names = artifact_utils.encode_split_names(split_names)
+        file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
+        report_dir = os.path.join(examples.uri, REPORT_DIR)
 
-  def Do(self, input_dict: Dict[str, List[types.Artifact]],
-         output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
-    self._log_startup(input_dict, output_dict, exec_properties)
-    input_config = proto_utils.json_to_proto(
-        exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input())
-    custom_config = proto_utils.json_to_proto(
-        exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY], example_gen_pb2.CustomConfig())
-    options = SourceOptions.from_custom_config(custom_config)
-    split_names = [s.name for s in input_config.splits]
-    examples = artifact_utils.get_single_instance(
-        output_dict[standard_component_specs.EXAMPLES_KEY])
-    examples.split_names = artifact_utils.encode_split_names(split_names)
-    file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
-    report_dir = os.path.join(examples.uri, REPORT_DIR)
+        work = sources.validate(options)
+        logging.info(
+            'ImageExampleGen: %s from %s source %s',
+            options.dataset,
+            options.source,
+            options.data_dir or '(embedded)',
+        )
+        with self._make_beam_pipeline() as pipeline:
+            for split in split_names:
+                split_examples, skipped = sources.read_split(pipeline, options, split, work[split])
+                _ = split_examples | f'Write[{split}]' >> write_split.WriteSplit(
+                    artifact_utils.get_split_uri([examples], split), file_format, exec_properties
+                )
+                _ = (
+                    split_examples
+                    | f'Count[{split}]' >> beam.combiners.Count.Globally()
+                    | f'CountToText[{split}]' >> beam.Map(str)
+                    | f'WriteCount[{split}]' >> _single_text_file(f'{report_dir}/{split}-count.txt')
+                )
+                _ = skipped | f'WriteSkipped[{split}]' >> _single_text_file(
+                    f'{report_dir}/{split}-skipped.tsv'
+                )
 
-    work = sources.validate(options)
-    logging.info('ImageExampleGen: %s from %s source %s', options.dataset, options.source,
-                 options.data_dir or '(embedded)')
-    with self._make_beam_pipeline() as pipeline:
-      for split in split_names:
-        split_examples, skipped = sources.read_split(pipeline, options, split, work[split])
-        _ = (split_examples | f'Write[{split}]' >> write_split.WriteSplit(
-            artifact_utils.get_split_uri([examples], split), file_format, exec_properties))
-        _ = (split_examples | f'Count[{split}]' >> beam.combiners.Count.Globally()
-             | f'CountToText[{split}]' >> beam.Map(str)
-             | f'WriteCount[{split}]' >> _single_text_file(f'{report_dir}/{split}-count.txt'))
-        _ = skipped | f'WriteSkipped[{split}]' >> _single_text_file(
-            f'{report_dir}/{split}-skipped.tsv')
+        examples_utils.set_payload_format(
+            examples, exec_properties[standard_component_specs.OUTPUT_DATA_FORMAT_KEY]
+        )
+        examples_utils.set_file_format(examples, write_split.to_file_format_str(file_format))
+        self._record_report(examples, split_names, report_dir)
 
-    examples_utils.set_payload_format(
-        examples, exec_properties[standard_component_specs.OUTPUT_DATA_FORMAT_KEY])
-    examples_utils.set_file_format(examples, write_split.to_file_format_str(file_format))
-    self._record_report(examples, split_names, report_dir)
-
-  @staticmethod
-  def _record_report(examples: types.Artifact, split_names: List[str], report_dir: str):
-    """Counts go to MLMD custom properties; every skipped file is logged by name."""
-    examples.set_string_custom_property('dataset_source_report', report_dir)
-    total_skipped = 0
-    for split in split_names:
-      count = int(io_utils.read_string_file(f'{report_dir}/{split}-count.txt').strip() or 0)
-      skipped_lines = io_utils.read_string_file(f'{report_dir}/{split}-skipped.tsv').splitlines()
-      examples.set_int_custom_property(f'num_examples_{split}', count)
-      examples.set_int_custom_property(f'num_skipped_{split}', len(skipped_lines))
-      total_skipped += len(skipped_lines)
-      for line in skipped_lines:
-        path, reason = line.split('\t', 1)
-        logging.warning('ImageExampleGen skipped %s (%s split): %s', path, split, reason)
-      logging.info('ImageExampleGen %s split: %d examples, %d skipped', split, count,
-                   len(skipped_lines))
-      if count == 0:
-        raise ValueError(f'ImageExampleGen produced no examples for split {split!r}'
-                         f' (see {report_dir})')
-    examples.set_int_custom_property('num_skipped', total_skipped)
+    @staticmethod
+    def _record_report(examples: types.Artifact, split_names: list[str], report_dir: str):
+        """Counts go to MLMD custom properties; every skipped file is logged by name."""
+        examples.set_string_custom_property('dataset_source_report', report_dir)
+        total_skipped = 0
+        for split in split_names:
+            count = int(io_utils.read_string_file(f'{report_dir}/{split}-count.txt').strip() or 0)
+            skipped_lines = io_utils.read_string_file(
+                f'{report_dir}/{split}-skipped.tsv'
+            ).splitlines()
+            examples.set_int_custom_property(f'num_examples_{split}', count)
+            examples.set_int_custom_property(f'num_skipped_{split}', len(skipped_lines))
+            total_skipped += len(skipped_lines)
+            for line in skipped_lines:
+                path, reason = line.split('\t', 1)
+                logging.warning('ImageExampleGen skipped %s (%s split): %s', path, split, reason)
+            logging.info(
+                'ImageExampleGen %s split: %d examples, %d skipped',
+                split,
+                count,
+                len(skipped_lines),
+            )
+            if count == 0:
+                raise ValueError(
+                    f'ImageExampleGen produced no examples for split {split!r} (see {report_dir})'
+                )
+        examples.set_int_custom_property('num_skipped', total_skipped)

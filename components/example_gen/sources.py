@@ -5,10 +5,10 @@ fast bytes coder) in the layout of records.py; a record that cannot
 be read is either fatal (DataError naming the file) or, under on_corrupt='skip', sent to the
 'skipped' output as '<file>\\t<reason>' so the executor can count and log it.
 """
+
 import hashlib
 import io
 import os
-from typing import Dict, List
 
 import apache_beam as beam
 import numpy as np
@@ -23,154 +23,166 @@ SKIPPED = 'skipped'
 IDX_PREFIXES = {'train': 'train', 'eval': 't10k'}
 
 
-def input_patterns(options: SourceOptions) -> Dict[str, str]:
-  """{split: glob relative to input_base}; ExampleGen's driver fingerprints the matched files.
+def input_patterns(options: SourceOptions) -> dict[str, str]:
+    """{split: glob relative to input_base}; ExampleGen's driver fingerprints the matched files.
 
-  Patterns match only small index files (never CelebA's 202,599 JPEGs) so that the driver's
-  per-file stat stays cheap; a changed index file or package still re-runs ingestion.
-  """
-  if options.source == 'embedded':
-    return {s: os.path.basename(embedded.data_file()) for s in ('train', 'eval')}
-  if options.source == 'idx':
-    return {s: f'{p}-*-idx?-ubyte*' for s, p in IDX_PREFIXES.items()}
-  if options.source == 'dir':
-    return {s: celeba.PARTITION_FILE for s in celeba.PARTITIONS.values()}
-  name = TFDS_NAMES[options.dataset]
-  return {s: f'{name}/*/dataset_info.json' for s in tfds_source.SPLITS[name].values()}
+    Patterns match only small index files (never CelebA's 202,599 JPEGs) so that the driver's
+    per-file stat stays cheap; a changed index file or package still re-runs ingestion.
+    """
+    if options.source == 'embedded':
+        return {s: os.path.basename(embedded.data_file()) for s in ('train', 'eval')}
+    if options.source == 'idx':
+        return {s: f'{p}-*-idx?-ubyte*' for s, p in IDX_PREFIXES.items()}
+    if options.source == 'dir':
+        return {s: celeba.PARTITION_FILE for s in celeba.PARTITIONS.values()}
+    name = TFDS_NAMES[options.dataset]
+    return {s: f'{name}/*/dataset_info.json' for s in tfds_source.SPLITS[name].values()}
 
 
 def input_base(options: SourceOptions) -> str:
-  if options.source == 'embedded':
-    return os.path.dirname(embedded.data_file())
-  return options.data_dir
+    if options.source == 'embedded':
+        return os.path.dirname(embedded.data_file())
+    return options.data_dir
 
 
-def validate(options: SourceOptions) -> Dict[str, object]:
-  """Checks everything that can be checked without reading every image.
+def validate(options: SourceOptions) -> dict[str, object]:
+    """Checks everything that can be checked without reading every image.
 
-  Returns per-split work items for the Beam readers; raises DataError on bad input.
-  """
-  if options.source == 'embedded':
-    _, labels = embedded.load()
-    return {s: idx_list.tolist() for s, idx_list in embedded.stratified_split(labels).items()}
-  if not tf.io.gfile.isdir(options.data_dir):
-    raise DataError(options.data_dir, 'data directory not found')
-  if options.source == 'idx':
-    work = {}
-    for split, prefix in IDX_PREFIXES.items():
-      pair = idx.find_idx_pair(options.data_dir, prefix)
-      idx.read_idx_pair(*pair)
-      work[split] = [pair]
-    return work
-  if options.source == 'dir':
-    image_dir = f'{options.data_dir.rstrip("/")}/{celeba.IMAGE_DIR}'
-    if not tf.io.gfile.isdir(image_dir):
-      raise DataError(image_dir, 'CelebA image directory not found')
-    return celeba.read_partition_file(f'{options.data_dir.rstrip("/")}/{celeba.PARTITION_FILE}')
-  return tfds_source.split_files(TFDS_NAMES[options.dataset], options.data_dir)
+    Returns per-split work items for the Beam readers; raises DataError on bad input.
+    """
+    if options.source == 'embedded':
+        _, labels = embedded.load()
+        return {s: idx_list.tolist() for s, idx_list in embedded.stratified_split(labels).items()}
+    if not tf.io.gfile.isdir(options.data_dir):
+        raise DataError(options.data_dir, 'data directory not found')
+    if options.source == 'idx':
+        work = {}
+        for split, prefix in IDX_PREFIXES.items():
+            pair = idx.find_idx_pair(options.data_dir, prefix)
+            idx.read_idx_pair(*pair)
+            work[split] = [pair]
+        return work
+    if options.source == 'dir':
+        image_dir = f'{options.data_dir.rstrip("/")}/{celeba.IMAGE_DIR}'
+        if not tf.io.gfile.isdir(image_dir):
+            raise DataError(image_dir, 'CelebA image directory not found')
+        return celeba.read_partition_file(f'{options.data_dir.rstrip("/")}/{celeba.PARTITION_FILE}')
+    return tfds_source.split_files(TFDS_NAMES[options.dataset], options.data_dir)
 
 
 @beam.typehints.with_output_types(bytes)
 class _ReadIdxPair(beam.DoFn):
-
-  def process(self, pair):
-    images, labels = idx.read_idx_pair(*pair)
-    prefix = os.path.basename(pair[0]).split('-')[0]
-    for i, (image, label) in enumerate(zip(images, labels)):
-      yield records.mnist_example(image.tobytes(), int(label),
-                                  f'{prefix}-{i:05d}').SerializeToString()
+    def process(self, pair):
+        images, labels = idx.read_idx_pair(*pair)
+        prefix = os.path.basename(pair[0]).split('-')[0]
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            yield records.mnist_example(
+                image.tobytes(), int(label), f'{prefix}-{i:05d}'
+            ).SerializeToString()
 
 
 @beam.typehints.with_output_types(bytes)
 class _ReadEmbedded(beam.DoFn):
-  """Loads the 5,000 digits once per worker and emits the requested indices."""
+    """Loads the 5,000 digits once per worker and emits the requested indices."""
 
-  def setup(self):
-    self._images, self._labels = embedded.load()
+    def setup(self):
+        self._images, self._labels = embedded.load()
 
-  def process(self, index):
-    yield records.mnist_example(self._images[index].tobytes(), int(self._labels[index]),
-                                f'embedded-{index:04d}').SerializeToString()
+    def process(self, index):
+        yield records.mnist_example(
+            self._images[index].tobytes(), int(self._labels[index]), f'embedded-{index:04d}'
+        ).SerializeToString()
 
 
 def _skip_or_raise(options: SourceOptions, error: DataError):
-  if options.on_corrupt == 'fail':
-    raise error
-  yield beam.pvalue.TaggedOutput(SKIPPED, f'{error.path}\t{error.problem}')
+    if options.on_corrupt == 'fail':
+        raise error
+    yield beam.pvalue.TaggedOutput(SKIPPED, f'{error.path}\t{error.problem}')
 
 
 @beam.typehints.with_output_types(bytes)
 class _ReadCelebAFile(beam.DoFn):
+    def __init__(self, options: SourceOptions):
+        self._options = options
+        self._image_dir = f'{options.data_dir.rstrip("/")}/{celeba.IMAGE_DIR}'
 
-  def __init__(self, options: SourceOptions):
-    self._options = options
-    self._image_dir = f'{options.data_dir.rstrip("/")}/{celeba.IMAGE_DIR}'
-
-  def process(self, file_name):
-    path = f'{self._image_dir}/{file_name}'
-    try:
-      if not tf.io.gfile.exists(path):
-        raise DataError(path, 'listed in the partition file but not found')
-      with tf.io.gfile.GFile(path, 'rb') as f:
-        data = f.read()
-      shape = celeba.check_image(path, data, self._options.celeba_shape)
-    except DataError as e:
-      yield from _skip_or_raise(self._options, e)
-      return
-    yield records.celeba_example(data, file_name, shape).SerializeToString()
+    def process(self, file_name):
+        path = f'{self._image_dir}/{file_name}'
+        try:
+            if not tf.io.gfile.exists(path):
+                raise DataError(path, 'listed in the partition file but not found')
+            with tf.io.gfile.GFile(path, 'rb') as f:
+                data = f.read()
+            shape = celeba.check_image(path, data, self._options.celeba_shape)
+        except DataError as e:
+            yield from _skip_or_raise(self._options, e)
+            return
+        yield records.celeba_example(data, file_name, shape).SerializeToString()
 
 
 @beam.typehints.with_output_types(bytes)
 class _TfdsToExample(beam.DoFn):
-  """Converts a TFDS mnist/celeb_a record to this project's layout of the same dataset."""
+    """Converts a TFDS mnist/celeb_a record to this project's layout of the same dataset."""
 
-  def __init__(self, options: SourceOptions):
-    self._options = options
+    def __init__(self, options: SourceOptions):
+        self._options = options
 
-  def process(self, path_and_record):
-    path, record = path_and_record
-    features = tf.train.Example.FromString(record).features.feature
-    image = features['image'].bytes_list.value[0]
-    key = f'{os.path.basename(path)}:{hash_id(image)}'
-    try:
-      if self._options.dataset == 'mnist':
-        with Image.open(io.BytesIO(image)) as img:
-          pixels = np.asarray(img, dtype=np.uint8).reshape(-1)
-        if pixels.size != 784:
-          raise DataError(path, f'record {key}: image has {pixels.size} pixels, expected 784')
-        yield records.mnist_example(pixels.tobytes(), features['label'].int64_list.value[0],
-                                    key).SerializeToString()
-      else:
-        shape = celeba.check_image(f'{path}[{key}]', image, self._options.celeba_shape)
-        yield records.celeba_example(image, key, shape).SerializeToString()
-    except DataError as e:
-      yield from _skip_or_raise(self._options, e)
+    def process(self, path_and_record):
+        path, record = path_and_record
+        features = tf.train.Example.FromString(record).features.feature
+        image = features['image'].bytes_list.value[0]
+        key = f'{os.path.basename(path)}:{hash_id(image)}'
+        try:
+            if self._options.dataset == 'mnist':
+                with Image.open(io.BytesIO(image)) as img:
+                    pixels = np.asarray(img, dtype=np.uint8).reshape(-1)
+                if pixels.size != 784:
+                    raise DataError(
+                        path, f'record {key}: image has {pixels.size} pixels, expected 784'
+                    )
+                yield records.mnist_example(
+                    pixels.tobytes(), features['label'].int64_list.value[0], key
+                ).SerializeToString()
+            else:
+                shape = celeba.check_image(f'{path}[{key}]', image, self._options.celeba_shape)
+                yield records.celeba_example(image, key, shape).SerializeToString()
+        except DataError as e:
+            yield from _skip_or_raise(self._options, e)
 
 
 def hash_id(data: bytes) -> str:
-  return hashlib.sha1(data).hexdigest()[:16]
+    return hashlib.sha1(data).hexdigest()[:16]
 
 
-def read_split(pipeline: beam.Pipeline, options: SourceOptions, split: str, work: List):
-  """Returns (examples, skipped) PCollections for one split."""
-  label = f'[{split}]'
-  items = pipeline | f'Create{label}' >> beam.Create(work)
-  if options.source == 'embedded':
-    examples = items | f'Reshuffle{label}' >> beam.Reshuffle() | f'Read{label}' >> beam.ParDo(
-        _ReadEmbedded())
-    return examples, pipeline | f'NoSkips{label}' >> beam.Create([])
-  if options.source == 'idx':
-    # WriteSplit reshuffles before writing, which spreads the records of the one file read.
-    examples = items | f'Read{label}' >> beam.ParDo(_ReadIdxPair())
-    return examples, pipeline | f'NoSkips{label}' >> beam.Create([])
-  if options.source == 'dir':
-    # Reshuffle first so that file reads and JPEG checks spread over all workers.
-    outputs = (items | f'Reshuffle{label}' >> beam.Reshuffle()
-               | f'Read{label}' >> beam.ParDo(_ReadCelebAFile(options)).with_outputs(
-                   SKIPPED, main='examples'))
+def read_split(pipeline: beam.Pipeline, options: SourceOptions, split: str, work: list):
+    """Returns (examples, skipped) PCollections for one split."""
+    label = f'[{split}]'
+    items = pipeline | f'Create{label}' >> beam.Create(work)
+    if options.source == 'embedded':
+        examples = (
+            items
+            | f'Reshuffle{label}' >> beam.Reshuffle()
+            | f'Read{label}' >> beam.ParDo(_ReadEmbedded())
+        )
+        return examples, pipeline | f'NoSkips{label}' >> beam.Create([])
+    if options.source == 'idx':
+        # WriteSplit reshuffles before writing, which spreads the records of the one file read.
+        examples = items | f'Read{label}' >> beam.ParDo(_ReadIdxPair())
+        return examples, pipeline | f'NoSkips{label}' >> beam.Create([])
+    if options.source == 'dir':
+        # Reshuffle first so that file reads and JPEG checks spread over all workers.
+        outputs = (
+            items
+            | f'Reshuffle{label}' >> beam.Reshuffle()
+            | f'Read{label}'
+            >> beam.ParDo(_ReadCelebAFile(options)).with_outputs(SKIPPED, main='examples')
+        )
+        return outputs.examples, outputs[SKIPPED]
+    outputs = (
+        items
+        | f'Reshuffle{label}' >> beam.Reshuffle()
+        | f'ReadTFRecords{label}' >> beam.io.ReadAllFromTFRecord(with_filename=True)
+        | f'Convert{label}'
+        >> beam.ParDo(_TfdsToExample(options)).with_outputs(SKIPPED, main='examples')
+    )
     return outputs.examples, outputs[SKIPPED]
-  outputs = (items | f'Reshuffle{label}' >> beam.Reshuffle()
-             | f'ReadTFRecords{label}' >> beam.io.ReadAllFromTFRecord(with_filename=True)
-             | f'Convert{label}' >> beam.ParDo(_TfdsToExample(options)).with_outputs(
-                 SKIPPED, main='examples'))
-  return outputs.examples, outputs[SKIPPED]

@@ -1,6 +1,7 @@
 """Training state on disk: every model and optimizer variable in one file, replaced atomically,
 so a killed Trainer resumes from the newest complete checkpoint and a diverged one can step back
 to the last finite state."""
+
 import io
 
 import keras
@@ -12,76 +13,80 @@ STATE_FILE = 'training_state.npz'
 
 
 def _variables(model):
-  return list(model.weights) + list(model.optimizer.variables)
+    return list(model.weights) + list(model.optimizer.variables)
 
 
 def step(model) -> int:
-  """Optimizer steps applied so far (the variable is mirrored under a distribution strategy)."""
-  return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    """Optimizer steps applied so far (the variable is mirrored under a distribution strategy)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
 def all_finite(model) -> bool:
-  return all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in model.weights
-             if v.dtype.startswith('float'))
+    return all(
+        np.isfinite(keras.ops.convert_to_numpy(v)).all()
+        for v in model.weights
+        if v.dtype.startswith('float')
+    )
 
 
 class TrainingState:
+    def __init__(self, directory: str, writer: bool = True):
+        """writer: False on all but one worker of a multi-worker run; the others go through the
+        same steps (reading distributed variables may need every worker) but write nothing."""
+        self.directory = directory
+        self.writer = writer
+        self.path = f'{directory.rstrip("/")}/{STATE_FILE}'
 
-  def __init__(self, directory: str, writer: bool = True):
-    """writer: False on all but one worker of a multi-worker run; the others go through the
-    same steps (reading distributed variables may need every worker) but write nothing."""
-    self.directory = directory
-    self.writer = writer
-    self.path = f'{directory.rstrip("/")}/{STATE_FILE}'
+    def exists(self) -> bool:
+        return tf.io.gfile.exists(self.path)
 
-  def exists(self) -> bool:
-    return tf.io.gfile.exists(self.path)
+    def save(self, model) -> bool:
+        """Saves if every weight is finite (a non-finite state is never a restore point)."""
+        if not all_finite(model):
+            logging.warning('Not checkpointing step %d: the weights are not finite.', step(model))
+            return False
+        values = [keras.ops.convert_to_numpy(v) for v in _variables(model)]
+        if not self.writer:
+            return True
+        buffer = io.BytesIO()
+        np.savez(buffer, *values)
+        tf.io.gfile.makedirs(self.directory)
+        tmp = self.path + '.tmp'
+        with tf.io.gfile.GFile(tmp, 'wb') as f:
+            f.write(buffer.getvalue())
+        tf.io.gfile.rename(tmp, self.path, overwrite=True)
+        return True
 
-  def save(self, model) -> bool:
-    """Saves if every weight is finite (a non-finite state is never a restore point)."""
-    if not all_finite(model):
-      logging.warning('Not checkpointing step %d: the weights are not finite.',
-                      step(model))
-      return False
-    values = [keras.ops.convert_to_numpy(v) for v in _variables(model)]
-    if not self.writer:
-      return True
-    buffer = io.BytesIO()
-    np.savez(buffer, *values)
-    tf.io.gfile.makedirs(self.directory)
-    tmp = self.path + '.tmp'
-    with tf.io.gfile.GFile(tmp, 'wb') as f:
-      f.write(buffer.getvalue())
-    tf.io.gfile.rename(tmp, self.path, overwrite=True)
-    return True
-
-  def restore(self, model) -> int:
-    """Loads the saved state into a built, compiled model; returns the restored step."""
-    variables = _variables(model)
-    with tf.io.gfile.GFile(self.path, 'rb') as f:
-      saved = np.load(io.BytesIO(f.read()))
-      values = [saved[f'arr_{i}'] for i in range(len(saved.files))]
-    if len(values) != len(variables) or any(
-        tuple(v.shape) != a.shape for v, a in zip(variables, values)):
-      raise ValueError(f'{self.path}: checkpoint does not match this model and optimizer '
-                       '(was the configuration changed?)')
-    for variable, value in zip(variables, values):
-      variable.assign(value)
-    return step(model)
+    def restore(self, model) -> int:
+        """Loads the saved state into a built, compiled model; returns the restored step."""
+        variables = _variables(model)
+        with tf.io.gfile.GFile(self.path, 'rb') as f:
+            saved = np.load(io.BytesIO(f.read()))
+            values = [saved[f'arr_{i}'] for i in range(len(saved.files))]
+        if len(values) != len(variables) or any(
+            tuple(v.shape) != a.shape for v, a in zip(variables, values, strict=True)
+        ):
+            raise ValueError(
+                f'{self.path}: checkpoint does not match this model and optimizer '
+                '(was the configuration changed?)'
+            )
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
+        return step(model)
 
 
 class Checkpointer(keras.callbacks.Callback):
-  """Saves the training state every `every_steps` optimizer steps and at every epoch end."""
+    """Saves the training state every `every_steps` optimizer steps and at every epoch end."""
 
-  def __init__(self, state: TrainingState, every_steps: int):
-    super().__init__()
-    self.state = state
-    self.every_steps = every_steps
+    def __init__(self, state: TrainingState, every_steps: int):
+        super().__init__()
+        self.state = state
+        self.every_steps = every_steps
 
-  def on_train_batch_end(self, batch, logs=None):
-    done = step(self.model)
-    if self.every_steps and done and done % self.every_steps == 0:
-      self.state.save(self.model)
+    def on_train_batch_end(self, batch, logs=None):
+        done = step(self.model)
+        if self.every_steps and done and done % self.every_steps == 0:
+            self.state.save(self.model)
 
-  def on_epoch_end(self, epoch, logs=None):
-    self.state.save(self.model)
+    def on_epoch_end(self, epoch, logs=None):
+        self.state.save(self.model)

@@ -11,6 +11,7 @@ binarization as NVAE's evaluation does; log_likelihood_images takes images as th
 them (MNIST: already binary). Both return the importance-weighted bound with num_samples
 samples, computed in chunks so memory stays bounded at K = 1000.
 """
+
 import dataclasses
 import math
 import os
@@ -27,84 +28,109 @@ IW_CHUNK = 50  # samples per forward pass in log_likelihood
 
 
 def keras_model_path(model_uri: str) -> str:
-  return os.path.join(model_uri, KERAS_DIR, KERAS_FILE)
+    return os.path.join(model_uri, KERAS_DIR, KERAS_FILE)
 
 
 class NVAEServing(tf.Module):
+    def __init__(self, model, tft_output, dataset: str, binarization: str):
+        super().__init__()
+        self.model = model
+        # Keras tracks its SeedGenerator states itself; TF's SavedModel walk does not reach them, so
+        # list every model variable here for the signatures' random draws to be saved with them.
+        self.model_variables = list(model.variables)
+        self.tft_layer = tft_output.transform_features_layer()
+        self._raw_spec = tft_output.raw_feature_spec()
+        self._dataset = dataset
+        self._binarization = binarization
+        c = model.config
+        shape = (c.image_size, c.image_size, c.in_channels)
+        self.sample = tf.function(
+            self._sample,
+            input_signature=[
+                tf.TensorSpec([], tf.int32, name='num'),
+                tf.TensorSpec([], tf.float32, name='temperature'),
+            ],
+        )
+        self.reconstruct = tf.function(
+            self._reconstruct,
+            input_signature=[tf.TensorSpec([None, *shape], tf.float32, name='images')],
+        )
+        self.log_likelihood = tf.function(
+            self._log_likelihood_examples,
+            input_signature=[
+                tf.TensorSpec([None], tf.string, name='examples'),
+                tf.TensorSpec([], tf.int32, name='num_samples'),
+            ],
+        )
+        self.log_likelihood_images = tf.function(
+            self._log_likelihood_images,
+            input_signature=[
+                tf.TensorSpec([None, *shape], tf.float32, name='images'),
+                tf.TensorSpec([], tf.int32, name='num_samples'),
+            ],
+        )
 
-  def __init__(self, model, tft_output, dataset: str, binarization: str):
-    super().__init__()
-    self.model = model
-    # Keras tracks its SeedGenerator states itself; TF's SavedModel walk does not reach them, so
-    # list every model variable here for the signatures' random draws to be saved with them.
-    self.model_variables = list(model.variables)
-    self.tft_layer = tft_output.transform_features_layer()
-    self._raw_spec = tft_output.raw_feature_spec()
-    self._dataset = dataset
-    self._binarization = binarization
-    c = model.config
-    shape = (c.image_size, c.image_size, c.in_channels)
-    self.sample = tf.function(self._sample, input_signature=[
-        tf.TensorSpec([], tf.int32, name='num'), tf.TensorSpec([], tf.float32, name='temperature')])
-    self.reconstruct = tf.function(self._reconstruct, input_signature=[
-        tf.TensorSpec([None, *shape], tf.float32, name='images')])
-    self.log_likelihood = tf.function(self._log_likelihood_examples, input_signature=[
-        tf.TensorSpec([None], tf.string, name='examples'),
-        tf.TensorSpec([], tf.int32, name='num_samples')])
-    self.log_likelihood_images = tf.function(self._log_likelihood_images, input_signature=[
-        tf.TensorSpec([None, *shape], tf.float32, name='images'),
-        tf.TensorSpec([], tf.int32, name='num_samples')])
+    def _sample(self, num, temperature):
+        return {'images': self.model.sample(num, temperature)}
 
-  def _sample(self, num, temperature):
-    return {'images': self.model.sample(num, temperature)}
+    def _reconstruct(self, images):
+        return {'images': self.model.reconstruct(images)}
 
-  def _reconstruct(self, images):
-    return {'images': self.model.reconstruct(images)}
+    def _log_likelihood_examples(self, examples, num_samples):
+        features = self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
+        images = input_data.per_step(
+            input_data.to_model_images(features['image']),
+            self._dataset,
+            self._binarization,
+            training=False,
+        )
+        return self._log_likelihood_images(images, num_samples)
 
-  def _log_likelihood_examples(self, examples, num_samples):
-    features = self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
-    images = input_data.per_step(input_data.to_model_images(features['image']), self._dataset,
-                                 self._binarization, training=False)
-    return self._log_likelihood_images(images, num_samples)
+    def _log_likelihood_images(self, images, num_samples):
+        """log-mean-exp of importance weights over num_samples, IW_CHUNK per forward pass."""
+        batch = tf.shape(images)[0]
 
-  def _log_likelihood_images(self, images, num_samples):
-    """log-mean-exp of importance weights over num_samples, IW_CHUNK per forward pass."""
-    batch = tf.shape(images)[0]
+        def add_chunk(chunk):
+            def body(i, total):
+                ll = self.model.log_likelihood(images, num_samples=chunk, chunk_size=chunk)
+                return i + 1, tf.reduce_logsumexp(tf.stack([total, ll + math.log(chunk)]), axis=0)
 
-    def add_chunk(chunk):
-      def body(i, total):
-        ll = self.model.log_likelihood(images, num_samples=chunk, chunk_size=chunk)
-        return i + 1, tf.reduce_logsumexp(tf.stack([total, ll + math.log(chunk)]), axis=0)
-      return body
+            return body
 
-    total = tf.fill([batch], -float('inf'))
-    _, total = tf.while_loop(lambda i, t: i < num_samples // IW_CHUNK, add_chunk(IW_CHUNK),
-                             (0, total))
-    _, total = tf.while_loop(lambda i, t: i < num_samples % IW_CHUNK, add_chunk(1), (0, total))
-    return {'log_likelihood': total - tf.math.log(tf.cast(num_samples, tf.float32))}
+        total = tf.fill([batch], -float('inf'))
+        _, total = tf.while_loop(
+            lambda i, t: i < num_samples // IW_CHUNK, add_chunk(IW_CHUNK), (0, total)
+        )
+        _, total = tf.while_loop(lambda i, t: i < num_samples % IW_CHUNK, add_chunk(1), (0, total))
+        return {'log_likelihood': total - tf.math.log(tf.cast(num_samples, tf.float32))}
 
 
 def single_device_copy(model):
-  """The trained model rebuilt outside tf.distribute: a SavedModel cannot hold functions over
-  the mirrored variables of a multi-GPU or multi-worker run."""
-  copy = NVAE(dataclasses.replace(model.config, sync_batch_norm=False))
-  copy.set_weights(model.get_weights())
-  return copy
+    """The trained model rebuilt outside tf.distribute: a SavedModel cannot hold functions over
+    the mirrored variables of a multi-GPU or multi-worker run."""
+    copy = NVAE(dataclasses.replace(model.config, sync_batch_norm=False))
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def export(model, serving_model_dir: str, tft_output, dataset: str, binarization: str) -> None:
-  """Refuses a model with non-finite weights; otherwise writes both formats."""
-  if not all_finite(model):
-    raise ValueError(f'Refusing to export to {serving_model_dir}: the model has non-finite '
-                     'weights.')
-  module = NVAEServing(model, tft_output, dataset, binarization)
-  tf.saved_model.save(module, serving_model_dir, signatures={
-      'serving_default': module.sample.get_concrete_function(),
-      'sample': module.sample.get_concrete_function(),
-      'reconstruct': module.reconstruct.get_concrete_function(),
-      'log_likelihood': module.log_likelihood.get_concrete_function(),
-      'log_likelihood_images': module.log_likelihood_images.get_concrete_function(),
-  })
-  keras_path = keras_model_path(os.path.dirname(serving_model_dir.rstrip('/')))
-  tf.io.gfile.makedirs(os.path.dirname(keras_path))
-  model.save(keras_path)
+    """Refuses a model with non-finite weights; otherwise writes both formats."""
+    if not all_finite(model):
+        raise ValueError(
+            f'Refusing to export to {serving_model_dir}: the model has non-finite weights.'
+        )
+    module = NVAEServing(model, tft_output, dataset, binarization)
+    tf.saved_model.save(
+        module,
+        serving_model_dir,
+        signatures={
+            'serving_default': module.sample.get_concrete_function(),
+            'sample': module.sample.get_concrete_function(),
+            'reconstruct': module.reconstruct.get_concrete_function(),
+            'log_likelihood': module.log_likelihood.get_concrete_function(),
+            'log_likelihood_images': module.log_likelihood_images.get_concrete_function(),
+        },
+    )
+    keras_path = keras_model_path(os.path.dirname(serving_model_dir.rstrip('/')))
+    tf.io.gfile.makedirs(os.path.dirname(keras_path))
+    model.save(keras_path)

@@ -1,6 +1,7 @@
 """Reading Transform's output: the Trainer's tf.data input (float images in [0, 1], with NVAE's
 per-step randomness, dynamic binarization and random flip, where it belongs) and whole splits in
 memory for the Evaluator and the digit classifier."""
+
 import glob
 import os
 
@@ -14,49 +15,66 @@ from components.transform import preprocessing
 
 
 def to_model_images(images: tf.Tensor) -> tf.Tensor:
-  """Transformed pixels (MNIST float [0, 1]; CelebA uint8 values or float) -> float32 [0, 1]."""
-  images = tf.convert_to_tensor(images)
-  if images.dtype.is_integer:
-    return tf.cast(images, tf.float32) / 255.0
-  return tf.cast(images, tf.float32)
+    """Transformed pixels (MNIST float [0, 1]; CelebA uint8 values or float) -> float32 [0, 1]."""
+    images = tf.convert_to_tensor(images)
+    if images.dtype.is_integer:
+        return tf.cast(images, tf.float32) / 255.0
+    return tf.cast(images, tf.float32)
 
 
 def per_step(images: tf.Tensor, dataset: str, binarization: str, training: bool) -> tf.Tensor:
-  """MNIST: a fresh binarization per use (train and eval, as NVAE) unless Transform already
-  binarized; CelebA: random horizontal flip for training only."""
-  if dataset == 'mnist':
-    return per_step_preprocessing.dynamic_binarize(images) if binarization == 'dynamic' else images
-  return per_step_preprocessing.random_flip(images) if training else images
+    """MNIST: a fresh binarization per use (train and eval, as NVAE) unless Transform already
+    binarized; CelebA: random horizontal flip for training only."""
+    if dataset == 'mnist':
+        return (
+            per_step_preprocessing.dynamic_binarize(images) if binarization == 'dynamic' else images
+        )
+    return per_step_preprocessing.random_flip(images) if training else images
 
 
-def image_dataset(data_accessor, file_pattern, tft_output, batch_size: int, dataset: str,
-                  binarization: str, training: bool, repeat: bool = True) -> tf.data.Dataset:
-  """Batches of model-ready images from transformed examples read through TFX's data accessor
-  (which picks the reader matching the artifact's payload and file format)."""
-  options = tfxio.TensorFlowDatasetOptions(
-      batch_size=batch_size, shuffle=training, drop_final_batch=training,
-      num_epochs=None if repeat else 1)
-  ds = data_accessor.tf_dataset_factory(file_pattern, options,
-                                        tft_output.transformed_metadata.schema)
-  # Multi-worker training shards by element, not by file: it works with any number of files
-  # (Transform may write one) and makes the global batches those of single-worker training.
-  sharding = tf.data.Options()
-  sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-  ds = ds.with_options(sharding)
-  return ds.map(lambda f: per_step(to_model_images(f[preprocessing.IMAGE]), dataset, binarization,
-                                   training),
-                num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+def image_dataset(
+    data_accessor,
+    file_pattern,
+    tft_output,
+    batch_size: int,
+    dataset: str,
+    binarization: str,
+    training: bool,
+    repeat: bool = True,
+) -> tf.data.Dataset:
+    """Batches of model-ready images from transformed examples read through TFX's data accessor
+    (which picks the reader matching the artifact's payload and file format)."""
+    options = tfxio.TensorFlowDatasetOptions(
+        batch_size=batch_size,
+        shuffle=training,
+        drop_final_batch=training,
+        num_epochs=None if repeat else 1,
+    )
+    ds = data_accessor.tf_dataset_factory(
+        file_pattern, options, tft_output.transformed_metadata.schema
+    )
+    # Multi-worker training shards by element, not by file: it works with any number of files
+    # (Transform may write one) and makes the global batches those of single-worker training.
+    sharding = tf.data.Options()
+    sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    ds = ds.with_options(sharding)
+    return ds.map(
+        lambda f: per_step(
+            to_model_images(f[preprocessing.IMAGE]), dataset, binarization, training
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    ).prefetch(tf.data.AUTOTUNE)
 
 
 def read_transformed_split(examples_uri: str, transform_graph_uri: str, split: str, limit: int = 0):
-  """{feature: np.ndarray} of one split of Transform's materialised output."""
-  spec = tft.TFTransformOutput(transform_graph_uri).transformed_feature_spec()
-  files = sorted(glob.glob(os.path.join(examples_uri, f'Split-{split}', '*')))
-  if not files:
-    raise FileNotFoundError(f'{examples_uri}/Split-{split}: no transformed examples')
-  ds = tf.data.TFRecordDataset(files, compression_type='GZIP')
-  if limit:
-    ds = ds.take(limit)
-  ds = ds.batch(1024).map(lambda r: tf.io.parse_example(r, spec))
-  batches = list(ds.as_numpy_iterator())
-  return {k: np.concatenate([b[k] for b in batches]) for k in spec}
+    """{feature: np.ndarray} of one split of Transform's materialised output."""
+    spec = tft.TFTransformOutput(transform_graph_uri).transformed_feature_spec()
+    files = sorted(glob.glob(os.path.join(examples_uri, f'Split-{split}', '*')))
+    if not files:
+        raise FileNotFoundError(f'{examples_uri}/Split-{split}: no transformed examples')
+    ds = tf.data.TFRecordDataset(files, compression_type='GZIP')
+    if limit:
+        ds = ds.take(limit)
+    ds = ds.batch(1024).map(lambda r: tf.io.parse_example(r, spec))
+    batches = list(ds.as_numpy_iterator())
+    return {k: np.concatenate([b[k] for b in batches]) for k in spec}

@@ -10,6 +10,7 @@ custom_config:
   image_size: CelebA output side (64 as NVAE's CelebA-64)
   celeba_pixels: 'uint8' (default, stored as integers 0..255) | 'float' ([0, 1])
 """
+
 import tensorflow as tf
 
 from components.example_gen import records
@@ -23,63 +24,74 @@ CELEBA_CROP = (15, 40, 163, 188)
 
 
 def _squeeze(feature: tf.Tensor) -> tf.Tensor:
-  return tf.reshape(feature, [-1])
+    return tf.reshape(feature, [-1])
 
 
 def binarize_static(images: tf.Tensor, ids: tf.Tensor, seed: int) -> tf.Tensor:
-  """Bernoulli(p = intensity) per pixel with a stateless seed derived from each image's id,
-  so the result does not depend on batching, ordering or the Beam runner."""
-  id_seeds = tf.strings.to_hash_bucket_fast(ids, 2**31 - 1)
+    """Bernoulli(p = intensity) per pixel with a stateless seed derived from each image's id,
+    so the result does not depend on batching, ordering or the Beam runner."""
+    id_seeds = tf.strings.to_hash_bucket_fast(ids, 2**31 - 1)
 
-  def one(args):
-    image, id_seed = args
-    noise = tf.random.stateless_uniform(
-        tf.shape(image), seed=tf.stack([id_seed, tf.constant(seed, tf.int64)]))
-    return tf.cast(noise < image, tf.float32)
+    def one(args):
+        image, id_seed = args
+        noise = tf.random.stateless_uniform(
+            tf.shape(image), seed=tf.stack([id_seed, tf.constant(seed, tf.int64)])
+        )
+        return tf.cast(noise < image, tf.float32)
 
-  return tf.map_fn(one, (images, id_seeds), fn_output_signature=tf.float32)
+    return tf.map_fn(one, (images, id_seeds), fn_output_signature=tf.float32)
 
 
 def mnist_image(image_raw: tf.Tensor, ids: tf.Tensor, binarization: str, seed: int) -> tf.Tensor:
-  pixels = tf.io.decode_raw(image_raw, tf.uint8)
-  images = tf.cast(tf.reshape(pixels, [-1, *records.MNIST_SHAPE]), tf.float32) / 255.0
-  if binarization == 'static':
-    images = binarize_static(images, ids, seed)
-  elif binarization != 'dynamic':
-    raise ValueError(f"binarization must be 'dynamic' or 'static', got {binarization!r}")
-  p = MNIST_PAD
-  return tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
+    pixels = tf.io.decode_raw(image_raw, tf.uint8)
+    images = tf.cast(tf.reshape(pixels, [-1, *records.MNIST_SHAPE]), tf.float32) / 255.0
+    if binarization == 'static':
+        images = binarize_static(images, ids, seed)
+    elif binarization != 'dynamic':
+        raise ValueError(f"binarization must be 'dynamic' or 'static', got {binarization!r}")
+    p = MNIST_PAD
+    return tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
 
 
 def celeba_image(jpeg: tf.Tensor, image_size: int, pixels: str) -> tf.Tensor:
-  left, top, right, bottom = CELEBA_CROP
+    left, top, right, bottom = CELEBA_CROP
 
-  def decode_crop_resize(data):
-    image = tf.io.decode_jpeg(data, channels=3)[top:bottom, left:right]
-    # Antialiased bilinear matches the PIL resize of NVAE's torchvision Resize(64).
-    resized = tf.image.resize(image, [image_size, image_size], method='bilinear', antialias=True)
-    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+    def decode_crop_resize(data):
+        image = tf.io.decode_jpeg(data, channels=3)[top:bottom, left:right]
+        # Antialiased bilinear matches the PIL resize of NVAE's torchvision Resize(64).
+        resized = tf.image.resize(
+            image, [image_size, image_size], method='bilinear', antialias=True
+        )
+        return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
 
-  images = tf.map_fn(decode_crop_resize, jpeg,
-                     fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8))
-  if pixels == 'uint8':
-    return tf.cast(images, tf.int64)  # tf.Example has no uint8: int64 varints of 0..255
-  if pixels == 'float':
-    return tf.cast(images, tf.float32) / 255.0
-  raise ValueError(f"celeba_pixels must be 'uint8' or 'float', got {pixels!r}")
+    images = tf.map_fn(
+        decode_crop_resize,
+        jpeg,
+        fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8),
+    )
+    if pixels == 'uint8':
+        return tf.cast(images, tf.int64)  # tf.Example has no uint8: int64 varints of 0..255
+    if pixels == 'float':
+        return tf.cast(images, tf.float32) / 255.0
+    raise ValueError(f"celeba_pixels must be 'uint8' or 'float', got {pixels!r}")
 
 
 def preprocessing_fn(inputs, custom_config):
-  dataset = custom_config.get('dataset', 'mnist')
-  ids = _squeeze(inputs[ID])
-  if dataset == 'mnist':
-    image = mnist_image(_squeeze(inputs[records.IMAGE_RAW]), ids,
-                        custom_config.get('binarization', 'dynamic'),
-                        int(custom_config.get('binarization_seed', 0)))
-    return {IMAGE: image, LABEL: _squeeze(inputs[LABEL]), ID: ids}
-  if dataset == 'celeba':
-    image = celeba_image(_squeeze(inputs[records.IMAGE_ENCODED]),
-                         int(custom_config.get('image_size', 64)),
-                         custom_config.get('celeba_pixels', 'uint8'))
-    return {IMAGE: image, ID: ids}
-  raise ValueError(f"dataset must be 'mnist' or 'celeba', got {dataset!r}")
+    dataset = custom_config.get('dataset', 'mnist')
+    ids = _squeeze(inputs[ID])
+    if dataset == 'mnist':
+        image = mnist_image(
+            _squeeze(inputs[records.IMAGE_RAW]),
+            ids,
+            custom_config.get('binarization', 'dynamic'),
+            int(custom_config.get('binarization_seed', 0)),
+        )
+        return {IMAGE: image, LABEL: _squeeze(inputs[LABEL]), ID: ids}
+    if dataset == 'celeba':
+        image = celeba_image(
+            _squeeze(inputs[records.IMAGE_ENCODED]),
+            int(custom_config.get('image_size', 64)),
+            custom_config.get('celeba_pixels', 'uint8'),
+        )
+        return {IMAGE: image, ID: ids}
+    raise ValueError(f"dataset must be 'mnist' or 'celeba', got {dataset!r}")
