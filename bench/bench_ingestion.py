@@ -36,7 +36,7 @@ def _write_face(args):
 
 def prepare(dataset: str, work_dir: str, celeba_images: int):
     """Returns SourceOptions for the dataset, generating its files once under work_dir."""
-    from components.example_gen.options import SourceOptions
+    from nvae_tfx.options import SourceOptions
     from tests import fixtures
 
     if dataset == 'embedded':

@@ -79,15 +79,15 @@ def eval_costs(k_values, fid_sizes):
     import tensorflow as tf
 
     import model_code.nvae  # noqa: F401  (registers the NVAE classes)
-    from components.evaluation import feature_networks, generative_metrics
-    from components.training import export, input_data
-    from components.transform import preprocessing
+    from nvae_tfx.data import records, transformed
+    from nvae_tfx.evaluation import feature_networks, generative_metrics
+    from nvae_tfx.training import export
 
     model = keras.saving.load_model(export.keras_model_path(_single('Trainer/model/*')))
-    data = input_data.read_transformed_split(
+    data = transformed.read_transformed_split(
         _single('Transform/transformed_examples/*'), _single('Transform/transform_graph/*'), 'eval'
     )
-    real = np.asarray(input_data.to_model_images(data[preprocessing.IMAGE]))
+    real = np.asarray(transformed.to_model_images(data[records.IMAGE]))
     network = feature_networks.load_digit_classifier(
         _single('DigitClassifierTrainer/feature_network/*')
     )

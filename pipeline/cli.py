@@ -139,7 +139,7 @@ def _local(path: str) -> str:
 
 
 def source_options(args):
-    from components.example_gen.options import SourceOptions
+    from nvae_tfx.options import SourceOptions
 
     return SourceOptions(
         dataset=args.dataset,

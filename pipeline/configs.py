@@ -11,22 +11,16 @@ OUTPUT_ROOT = os.path.join(PROJECT_ROOT, 'outputs')
 SCHEMA_ROOT = os.path.join(PROJECT_ROOT, 'schemas')
 TRANSFORM_MODULE = os.path.join(PROJECT_ROOT, 'components', 'transform', 'preprocessing.py')
 TRAINER_MODULE = os.path.join(PROJECT_ROOT, 'components', 'trainer', 'trainer_module.py')
-# Code the Trainer imports as a package rather than from its module file; its hash goes into the
-# Trainer's custom_config so that editing it invalidates the Trainer's cache (TFX hashes only
-# the module file's own directory).
-TRAINER_CODE = (
-    'model_code/*.py',
-    'components/training/*.py',
-    'components/per_step_preprocessing.py',
-    'components/image_grid.py',
-)
-
-# Airflow workers and containers (Kubeflow; the Dockerfile) import the same code from the
-# installed project instead of TFX-packaged module files; the fingerprint of the Transform code
-# then stands in for the module file's hash in Transform's cache key.
+# Transform and Trainer import the library (and the Trainer model_code) as installed packages,
+# not from their module files: TFX hashes only a module file's own directory, and nothing at all
+# where the module is imported from the installed project (Airflow, the container image). The hash
+# of this code goes into their custom_config, so that editing it invalidates their cache.
+LIBRARY_CODE = 'nvae_tfx/**/*.py'
+TRANSFORM_CODE = ('components/transform/*.py', LIBRARY_CODE)
+TRAINER_CODE = ('components/trainer/*.py', LIBRARY_CODE, 'model_code/*.py')
+# Where the installed project's functions are, for runners that import rather than package them.
 TRANSFORM_FN = 'components.transform.preprocessing.preprocessing_fn'
 TRAINER_FN = 'components.trainer.trainer_module.run_fn'
-TRANSFORM_CODE = ('components/transform/*.py',)
 IMAGE_PROJECT_ROOT = '/pipeline'  # where the Dockerfile puts this project inside the image
 # Relative to the project root, inside the image: the Dockerfile links the embedded digits'
 # directory here, because ExampleGen's driver fingerprints its input_base in the container,
@@ -98,7 +92,7 @@ class TrainingOptions:
 def code_fingerprint(patterns) -> str:
     digest = hashlib.sha256()
     for pattern in patterns:
-        for path in sorted(glob.glob(os.path.join(PROJECT_ROOT, pattern))):
+        for path in sorted(glob.glob(os.path.join(PROJECT_ROOT, pattern), recursive=True)):
             digest.update(path[len(PROJECT_ROOT) :].encode())
             with open(path, 'rb') as f:
                 digest.update(f.read())

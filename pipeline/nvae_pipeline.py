@@ -15,8 +15,8 @@ from tfx import v1 as tfx
 from components.digit_classifier_trainer import DigitClassifierTrainer
 from components.evaluator.component import GenerativeEvaluator
 from components.example_gen.component import ImageExampleGen
-from components.example_gen.options import SourceOptions
 from components.validation_gate import ValidationGate
+from nvae_tfx.options import SourceOptions
 from pipeline import configs
 
 
@@ -55,9 +55,9 @@ def create_pipeline(
     """training=None builds only the data half (ingestion, validation, Transform).
 
     user_code: 'module_files' (TFX packages the Transform and Trainer module files when the
-    pipeline is compiled, and their content is part of the cache key: local runs) or 'installed'
-    (they are imported from the installed project, as in the Airflow environment and the
-    container image; a fingerprint of the code keeps the cache honest).
+    pipeline is compiled: local runs) or 'installed' (they are imported from the installed
+    project, as in the Airflow environment and the container image). Either way a fingerprint
+    of the code they import (configs.TRANSFORM_CODE, TRAINER_CODE) keeps the cache honest.
     image_root: where the project lives inside the container image the components run in (its
     schemas, the embedded digits); None: this checkout.
     validate_source: check the data source now, so bad input fails before anything runs; off
@@ -72,12 +72,12 @@ def create_pipeline(
         if source.source == 'embedded':
             input_base = os.path.join(image_root, configs.IMAGE_EMBEDDED_DATA)
     example_gen = ImageExampleGen(source, validate_now=validate_source, input_base=input_base)
+    transform_custom_config = {
+        **transform_custom_config,
+        'code_fingerprint': configs.code_fingerprint(configs.TRANSFORM_CODE),
+    }
     if user_code == 'installed':
         transform_code = dict(preprocessing_fn=configs.TRANSFORM_FN)
-        transform_custom_config = {
-            **transform_custom_config,
-            'code_fingerprint': configs.code_fingerprint(configs.TRANSFORM_CODE),
-        }
     else:
         transform_code = dict(module_file=configs.TRANSFORM_MODULE)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])

@@ -169,7 +169,7 @@ def submit(job_file: str, args) -> str:
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging_setup.configure(args.verbose)
-    from components.example_gen.errors import DataError
+    from nvae_tfx.data.errors import DataError
 
     try:
         job_file = compile_pipeline(args)

@@ -31,7 +31,7 @@ def main(argv=None):
     configs.tensorflow_environment()
     from tfx import v1 as tfx
 
-    from components.example_gen.errors import DataError
+    from nvae_tfx.data.errors import DataError
     from pipeline import nvae_pipeline, report
 
     name = configs.pipeline_name(args.dataset)

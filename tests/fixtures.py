@@ -6,8 +6,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from components.example_gen import idx
-from components.example_gen.records import CELEBA_SHAPE
+from nvae_tfx.data import idx
+from nvae_tfx.data.records import CELEBA_SHAPE
 
 
 def digits(n: int, seed: int):

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.evaluation import feature_networks
-from components.example_gen.options import SourceOptions
+from nvae_tfx.evaluation import feature_networks
+from nvae_tfx.options import SourceOptions
 from pipeline import configs, nvae_pipeline
 from tests import fixtures
 from tests.pipeline_helpers import run_outputs, run_pipeline

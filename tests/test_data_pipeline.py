@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.example_gen import embedded
-from components.example_gen.options import SourceOptions
 from components.transform import preprocessing
+from nvae_tfx.data import embedded
+from nvae_tfx.options import SourceOptions
 from pipeline import configs, nvae_pipeline
 from tests import fixtures
 from tests.pipeline_helpers import decoded_ids, read_transformed, run_outputs, run_pipeline

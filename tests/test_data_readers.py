@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from components.example_gen import celeba, embedded, idx, sources, tfds_source
-from components.example_gen.errors import DataError
-from components.example_gen.options import SourceOptions
+from nvae_tfx.data import celeba, embedded, idx, sources, tfds_source
+from nvae_tfx.data.errors import DataError
+from nvae_tfx.options import SourceOptions
 from tests import fixtures
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.evaluation import feature_networks as fn
+from nvae_tfx.evaluation import feature_networks as fn
 from tests import fixtures
 
 

@@ -181,7 +181,7 @@ def test_code_comes_from_the_image_not_packaged_wheels(gpu_job):
         for t in (transform, trainer)
     )
     assert packages - {'tfx'} == {'components'}
-    for package in packages - {'tfx'} | {'model_code', 'pipeline', 'schemas'}:
+    for package in packages - {'tfx'} | {'nvae_tfx', 'model_code', 'pipeline', 'schemas'}:
         assert re.search(rf'^COPY {package} /pipeline/{package}$', dockerfile, re.M), package
 
 

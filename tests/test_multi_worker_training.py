@@ -12,8 +12,8 @@ import keras
 import numpy as np
 import pytest
 
-from components.example_gen.options import SourceOptions
-from components.training import export
+from nvae_tfx.options import SourceOptions
+from nvae_tfx.training import export
 from tests import fixtures
 from tests.pipeline_helpers import run_outputs, run_pipeline
 

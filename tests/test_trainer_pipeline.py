@@ -16,10 +16,11 @@ import keras
 import numpy as np
 import pytest
 
-from components.evaluation import generative_metrics
 from components.evaluator import executor as evaluator_executor
-from components.example_gen.options import SourceOptions
-from components.training import export, input_data
+from nvae_tfx.data import transformed
+from nvae_tfx.evaluation import generative_metrics
+from nvae_tfx.options import SourceOptions
+from nvae_tfx.training import export
 from pipeline import configs
 from tests.pipeline_helpers import run_outputs, run_pipeline
 
@@ -170,14 +171,14 @@ def test_evaluator_numbers_equal_model_code(runs):
     """NLL and -ELBO recomputed here with model_code alone, on the same binarized eval images."""
     _, (first, *_) = runs
     model = evaluator_executor.load_nvae(artifact(first, 'Trainer', 'model'))
-    data = input_data.read_transformed_split(
+    data = transformed.read_transformed_split(
         artifact(first, 'Transform', 'transformed_examples').uri,
         artifact(first, 'Transform', 'transform_graph').uri,
         'eval',
         limit=EVAL.num_eval_examples,
     )
     images = generative_metrics.binarize_fixed(
-        np.asarray(input_data.to_model_images(data['image'])), EVAL.seed
+        np.asarray(transformed.to_model_images(data['image'])), EVAL.seed
     )
     neg_elbo, log_px = [], []
     for start in range(0, len(images), 50):  # the Evaluator's batch and call order

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from components.trainer import trainer_module
-from components.training import checkpoints, export, guard, loop
+from nvae_tfx.training import checkpoints, export, guard, loop
 
 STEPS_PER_EPOCH = 5
 
@@ -45,7 +45,7 @@ def test_resume_after_kill(tmp_path):
     script = textwrap.dedent(f"""
       import sys; sys.path.insert(0, {os.getcwd()!r})
       from tests.test_training_loop import tiny_model, digits_dataset
-      from components.training import checkpoints, loop
+      from nvae_tfx.training import checkpoints, loop
       model = tiny_model(10000)
       loop.train(model, digits_dataset(), 10000, {STEPS_PER_EPOCH},
                  checkpoints.TrainingState({str(state_dir)!r}), {str(tmp_path / 'logs1')!r},

@@ -14,10 +14,10 @@ from tfx.components.evaluator import executor as tfx_evaluator
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components import image_grid
-from components.evaluation import feature_networks, generative_metrics
-from components.training import export, input_data
-from components.transform import preprocessing
+from nvae_tfx import images
+from nvae_tfx.data import records, transformed
+from nvae_tfx.evaluation import feature_networks, generative_metrics
+from nvae_tfx.training import export
 
 METRICS_FILE = 'metrics.json'
 SAMPLES_PNG = 'samples.png'
@@ -84,13 +84,13 @@ class Executor(tfx_evaluator.Executor):
         evaluation = artifact_utils.get_single_instance(output_dict['evaluation'])
         blessing = artifact_utils.get_single_instance(output_dict['blessing'])
 
-        data = input_data.read_transformed_split(
+        data = transformed.read_transformed_split(
             artifact_utils.get_single_uri(input_dict['examples']),
             artifact_utils.get_single_uri(input_dict['transform_graph']),
             p['split'],
             limit=p['num_eval_examples'],
         )
-        real = np.asarray(input_data.to_model_images(data[preprocessing.IMAGE]))
+        real = np.asarray(transformed.to_model_images(data[records.IMAGE]))
         candidate = load_nvae(model)
         nll_images = (
             generative_metrics.binarize_fixed(real, p['seed'])
@@ -164,14 +164,14 @@ class Executor(tfx_evaluator.Executor):
         scale = 2 if candidate.config.image_size <= 32 else 1
         io_utils.write_bytes_file(
             os.path.join(evaluation.uri, SAMPLES_PNG),
-            image_grid.png_bytes(image_grid.grid(generated[:100], columns=10), scale),
+            images.png_bytes(images.grid(generated[:100], columns=10), scale),
         )
         originals = nll_images[:50]
         recons = keras.ops.convert_to_numpy(candidate.reconstruct(originals))
         pairs = np.stack([originals, recons], axis=1).reshape((-1,) + recons.shape[1:])
         io_utils.write_bytes_file(
             os.path.join(evaluation.uri, RECONSTRUCTIONS_PNG),
-            image_grid.png_bytes(image_grid.grid(pairs, columns=10), scale),
+            images.png_bytes(images.grid(pairs, columns=10), scale),
         )
         set_metric_properties(evaluation, metrics)
 

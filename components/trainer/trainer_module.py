@@ -1,5 +1,5 @@
 """The Trainer's run_fn (module_file; alone in its directory so that only Trainer edits, not
-Transform edits, change its cache key). The work is in components/training/.
+Transform edits, change its cache key). The work is in nvae_tfx/training/.
 
 custom_config:
   dataset: 'mnist' | 'celeba'; binarization: 'dynamic' | 'static' (MNIST)
@@ -18,7 +18,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
 
-from components.training import checkpoints, export, input_data, loop, runtime
+from nvae_tfx.data import transformed
+from nvae_tfx.training import checkpoints, export, loop, runtime
 
 
 def checkpoint_dir(fn_args) -> str:
@@ -51,7 +52,7 @@ def run_fn(fn_args):
     image_shape = tft_output.transformed_feature_spec()['image'].shape
 
     def images(files, training, repeat=True, batch=batch_size):
-        return input_data.image_dataset(
+        return transformed.image_dataset(
             fn_args.data_accessor, files, tft_output, batch, dataset, binarization, training, repeat
         )
 

@@ -13,11 +13,8 @@ custom_config:
 
 import tensorflow as tf
 
-from components.example_gen import records
+from nvae_tfx.data import records
 
-IMAGE = 'image'  # transformed image feature, NHWC
-LABEL = records.LABEL
-ID = records.ID
 MNIST_PAD = 2  # 28x28 -> 32x32, NVAE's MNIST canvas
 # NVAE's CelebA-64 crop box in (left, top, right, bottom): a 148x148 face-centred square.
 CELEBA_CROP = (15, 40, 163, 188)
@@ -78,7 +75,7 @@ def celeba_image(jpeg: tf.Tensor, image_size: int, pixels: str) -> tf.Tensor:
 
 def preprocessing_fn(inputs, custom_config):
     dataset = custom_config.get('dataset', 'mnist')
-    ids = _squeeze(inputs[ID])
+    ids = _squeeze(inputs[records.ID])
     if dataset == 'mnist':
         image = mnist_image(
             _squeeze(inputs[records.IMAGE_RAW]),
@@ -86,12 +83,16 @@ def preprocessing_fn(inputs, custom_config):
             custom_config.get('binarization', 'dynamic'),
             int(custom_config.get('binarization_seed', 0)),
         )
-        return {IMAGE: image, LABEL: _squeeze(inputs[LABEL]), ID: ids}
+        return {
+            records.IMAGE: image,
+            records.LABEL: _squeeze(inputs[records.LABEL]),
+            records.ID: ids,
+        }
     if dataset == 'celeba':
         image = celeba_image(
             _squeeze(inputs[records.IMAGE_ENCODED]),
             int(custom_config.get('image_size', 64)),
             custom_config.get('celeba_pixels', 'uint8'),
         )
-        return {IMAGE: image, ID: ids}
+        return {records.IMAGE: image, records.ID: ids}
     raise ValueError(f"dataset must be 'mnist' or 'celeba', got {dataset!r}")

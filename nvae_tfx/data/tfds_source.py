@@ -5,7 +5,7 @@ Nothing here downloads: machines running the pipeline may have no internet acces
 
 import tensorflow as tf
 
-from components.example_gen.errors import DataError
+from nvae_tfx.data.errors import DataError
 
 # TFDS split -> our split name, per supported dataset.
 SPLITS = {

@@ -16,6 +16,8 @@ IMAGE_ENCODED = 'image_encoded'  # CelebA: the JPEG file as stored on disk
 LABEL = 'label'  # MNIST digit 0-9
 ID = 'id'  # stable per-image key: source and index, or file name
 HEIGHT, WIDTH, CHANNELS = 'height', 'width', 'channels'
+# Transform's output keeps LABEL (MNIST) and ID and adds the image as the model reads it (NHWC).
+IMAGE = 'image'
 
 
 def _bytes(value: bytes) -> tf.train.Feature:

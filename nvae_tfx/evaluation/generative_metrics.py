@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from components.evaluation import fid, precision_recall
+from nvae_tfx.evaluation import fid, precision_recall
 
 
 def binarize_fixed(images: np.ndarray, seed: int) -> np.ndarray:

@@ -10,10 +10,10 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from components.training import checkpoints, guard, monitoring
 from model_code import config as nvae_config
 from model_code.nvae import NVAE
 from model_code.optim import make_optimizer
+from nvae_tfx.training import checkpoints, guard, monitoring
 
 
 def scaled_config(preset: str, overrides: dict, total_steps: int, **fields):

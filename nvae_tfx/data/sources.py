@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from components.example_gen import celeba, embedded, idx, records, tfds_source
-from components.example_gen.errors import DataError
-from components.example_gen.options import TFDS_NAMES, SourceOptions
+from nvae_tfx.data import celeba, embedded, idx, records, tfds_source
+from nvae_tfx.data.errors import DataError
+from nvae_tfx.options import TFDS_NAMES, SourceOptions
 
 SKIPPED = 'skipped'
 IDX_PREFIXES = {'train': 'train', 'eval': 't10k'}

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from components.per_step_preprocessing import dynamic_binarize
+from nvae_tfx.datasets import dynamic_binarize
 
 DIGIT_CLASSIFIER_NAME = 'mnist_classifier'
 INCEPTION_V3_NAME = 'inception_v3'

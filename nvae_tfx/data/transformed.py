@@ -10,8 +10,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from components import per_step_preprocessing
-from components.transform import preprocessing
+from nvae_tfx import datasets
+from nvae_tfx.data import records
 
 
 def to_model_images(images: tf.Tensor) -> tf.Tensor:
@@ -26,10 +26,8 @@ def per_step(images: tf.Tensor, dataset: str, binarization: str, training: bool)
     """MNIST: a fresh binarization per use (train and eval, as NVAE) unless Transform already
     binarized; CelebA: random horizontal flip for training only."""
     if dataset == 'mnist':
-        return (
-            per_step_preprocessing.dynamic_binarize(images) if binarization == 'dynamic' else images
-        )
-    return per_step_preprocessing.random_flip(images) if training else images
+        return datasets.dynamic_binarize(images) if binarization == 'dynamic' else images
+    return datasets.random_flip(images) if training else images
 
 
 def image_dataset(
@@ -59,9 +57,7 @@ def image_dataset(
     sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     ds = ds.with_options(sharding)
     return ds.map(
-        lambda f: per_step(
-            to_model_images(f[preprocessing.IMAGE]), dataset, binarization, training
-        ),
+        lambda f: per_step(to_model_images(f[records.IMAGE]), dataset, binarization, training),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).prefetch(tf.data.AUTOTUNE)
 

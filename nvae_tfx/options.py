@@ -10,7 +10,7 @@ import dataclasses
 from google.protobuf import json_format, struct_pb2
 from tfx.proto import example_gen_pb2
 
-from components.example_gen import records
+from nvae_tfx.data import records
 
 DATASETS = ('mnist', 'celeba')
 SOURCES = {'mnist': ('embedded', 'idx', 'tfds'), 'celeba': ('dir', 'tfds')}

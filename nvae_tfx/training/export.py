@@ -18,9 +18,9 @@ import os
 
 import tensorflow as tf
 
-from components.training import input_data
-from components.training.checkpoints import all_finite
 from model_code.nvae import NVAE
+from nvae_tfx.data import records, transformed
+from nvae_tfx.training.checkpoints import all_finite
 
 KERAS_DIR = 'Format-Keras'  # beside TFX's Format-Serving inside the Model artifact
 KERAS_FILE = 'nvae.keras'
@@ -78,8 +78,8 @@ class NVAEServing(tf.Module):
 
     def _log_likelihood_examples(self, examples, num_samples):
         features = self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
-        images = input_data.per_step(
-            input_data.to_model_images(features['image']),
+        images = transformed.per_step(
+            transformed.to_model_images(features[records.IMAGE]),
             self._dataset,
             self._binarization,
             training=False,

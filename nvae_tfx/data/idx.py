@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-from components.example_gen.errors import DataError
+from nvae_tfx.data.errors import DataError
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
