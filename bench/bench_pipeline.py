@@ -79,6 +79,7 @@ def eval_costs(k_values, fid_sizes):
     import tensorflow as tf
 
     import model_code.nvae  # noqa: F401  (registers the NVAE classes)
+    from nvae_tfx import datasets
     from nvae_tfx.data import records, transformed
     from nvae_tfx.evaluation import feature_networks, generative_metrics
     from nvae_tfx.training import export
@@ -91,7 +92,7 @@ def eval_costs(k_values, fid_sizes):
     network = feature_networks.load_digit_classifier(
         _single('DigitClassifierTrainer/feature_network/*')
     )
-    images = generative_metrics.binarize_fixed(real, 0)
+    images = datasets.fixed_binarize(real, 0)
     results = {}
     batch = 50  # the Evaluator's
     for k in k_values:

@@ -6,6 +6,10 @@ checked against the README commands of NVlabs/NVAE line by line.
 
 import dataclasses
 
+# MNIST digits are 28x28; the model sees them on an image_size canvas (32) and scores the digit,
+# the canvas' central MNIST_CROP x MNIST_CROP, as NVAE does.
+MNIST_CROP = 28
+
 
 @dataclasses.dataclass(frozen=True)
 class NVAEConfig:

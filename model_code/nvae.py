@@ -24,7 +24,7 @@ from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution  # not in the public API (3.12)
 
 from model_code import schedules
-from model_code.config import NVAEConfig, get_config
+from model_code.config import MNIST_CROP, NVAEConfig, get_config
 from model_code.distributions import Bernoulli, DiscretizedMixLogistic, Normal
 from model_code.flows import PairedFlow
 from model_code.layers import Cell, Conv2D, DecoderCombiner, ELUConv, EncoderCombiner
@@ -34,7 +34,6 @@ from model_code.regularizers import SpectralRegularizer, batch_norm_penalty
 CHANNEL_MULT = 2
 DECODER_EXPANSION = 6
 POSTPROCESS_EXPANSION = 3
-MNIST_CROP = 28
 
 
 def _split(params):

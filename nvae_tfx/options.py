@@ -10,9 +10,8 @@ import dataclasses
 from google.protobuf import json_format, struct_pb2
 from tfx.proto import example_gen_pb2
 
-from nvae_tfx.data import records
+from nvae_tfx import datasets
 
-DATASETS = ('mnist', 'celeba')
 SOURCES = {'mnist': ('embedded', 'idx', 'tfds'), 'celeba': ('dir', 'tfds')}
 TFDS_NAMES = {'mnist': 'mnist', 'celeba': 'celeb_a'}
 ON_CORRUPT = ('fail', 'skip')
@@ -25,11 +24,11 @@ class SourceOptions:
     data_dir: str | None = None
     on_corrupt: str = 'fail'
     # (height, width, channels) every CelebA image must have.
-    celeba_shape: tuple[int, int, int] = records.CELEBA_SHAPE
+    celeba_shape: tuple[int, int, int] = datasets.CELEBA_SHAPE
 
     def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ValueError(f'dataset must be one of {DATASETS}, got {self.dataset!r}')
+        if self.dataset not in datasets.DATASETS:
+            raise ValueError(f'dataset must be one of {datasets.DATASETS}, got {self.dataset!r}')
         if self.source not in SOURCES[self.dataset]:
             raise ValueError(
                 f'source for {self.dataset} must be one of {SOURCES[self.dataset]}, '

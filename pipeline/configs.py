@@ -16,7 +16,8 @@ TRAINER_MODULE = os.path.join(PROJECT_ROOT, 'components', 'trainer', 'trainer_mo
 # where the module is imported from the installed project (Airflow, the container image). The hash
 # of this code goes into their custom_config, so that editing it invalidates their cache.
 LIBRARY_CODE = 'nvae_tfx/**/*.py'
-TRANSFORM_CODE = ('components/transform/*.py', LIBRARY_CODE)
+# Transform's share of model_code: the MNIST crop, which nvae_tfx/datasets.py takes from it.
+TRANSFORM_CODE = ('components/transform/*.py', LIBRARY_CODE, 'model_code/config.py')
 TRAINER_CODE = ('components/trainer/*.py', LIBRARY_CODE, 'model_code/*.py')
 # Where the installed project's functions are, for runners that import rather than package them.
 TRANSFORM_FN = 'components.transform.preprocessing.preprocessing_fn'

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from nvae_tfx.data import idx
-from nvae_tfx.data.records import CELEBA_SHAPE
+from nvae_tfx.datasets import CELEBA_SHAPE
 
 
 def digits(n: int, seed: int):

@@ -9,6 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from components.transform import preprocessing
+from nvae_tfx import datasets
 from nvae_tfx.data import embedded
 from nvae_tfx.options import SourceOptions
 from pipeline import configs, nvae_pipeline
@@ -37,9 +38,7 @@ def celeba_reference(jpeg_path, size):
     JPEG decoder: libjpeg builds differ by a few levels in chroma, which is not under test."""
     decoded = tf.io.decode_jpeg(open(jpeg_path, 'rb').read(), channels=3).numpy()
     return np.asarray(
-        Image.fromarray(decoded)
-        .crop(preprocessing.CELEBA_CROP)
-        .resize((size, size), Image.BILINEAR)
+        Image.fromarray(decoded).crop(datasets.CELEBA_CROP).resize((size, size), Image.BILINEAR)
     )
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from components.evaluator import executor as evaluator_executor
+from nvae_tfx import datasets
 from nvae_tfx.data import transformed
-from nvae_tfx.evaluation import generative_metrics
 from nvae_tfx.options import SourceOptions
 from nvae_tfx.training import export
 from pipeline import configs
@@ -177,7 +177,7 @@ def test_evaluator_numbers_equal_model_code(runs):
         'eval',
         limit=EVAL.num_eval_examples,
     )
-    images = generative_metrics.binarize_fixed(
+    images = datasets.fixed_binarize(
         np.asarray(transformed.to_model_images(data['image'])), EVAL.seed
     )
     neg_elbo, log_px = [], []

@@ -14,7 +14,7 @@ from tfx.components.evaluator import executor as tfx_evaluator
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from nvae_tfx import images
+from nvae_tfx import datasets, images
 from nvae_tfx.data import records, transformed
 from nvae_tfx.evaluation import feature_networks, generative_metrics
 from nvae_tfx.training import export
@@ -93,7 +93,7 @@ class Executor(tfx_evaluator.Executor):
         real = np.asarray(transformed.to_model_images(data[records.IMAGE]))
         candidate = load_nvae(model)
         nll_images = (
-            generative_metrics.binarize_fixed(real, p['seed'])
+            datasets.fixed_binarize(real, p['seed'])
             if candidate.config.dataset == 'mnist'
             else real
         )

@@ -13,45 +13,27 @@ custom_config:
 
 import tensorflow as tf
 
+from nvae_tfx import datasets
 from nvae_tfx.data import records
-
-MNIST_PAD = 2  # 28x28 -> 32x32, NVAE's MNIST canvas
-# NVAE's CelebA-64 crop box in (left, top, right, bottom): a 148x148 face-centred square.
-CELEBA_CROP = (15, 40, 163, 188)
 
 
 def _squeeze(feature: tf.Tensor) -> tf.Tensor:
     return tf.reshape(feature, [-1])
 
 
-def binarize_static(images: tf.Tensor, ids: tf.Tensor, seed: int) -> tf.Tensor:
-    """Bernoulli(p = intensity) per pixel with a stateless seed derived from each image's id,
-    so the result does not depend on batching, ordering or the Beam runner."""
-    id_seeds = tf.strings.to_hash_bucket_fast(ids, 2**31 - 1)
-
-    def one(args):
-        image, id_seed = args
-        noise = tf.random.stateless_uniform(
-            tf.shape(image), seed=tf.stack([id_seed, tf.constant(seed, tf.int64)])
-        )
-        return tf.cast(noise < image, tf.float32)
-
-    return tf.map_fn(one, (images, id_seeds), fn_output_signature=tf.float32)
-
-
 def mnist_image(image_raw: tf.Tensor, ids: tf.Tensor, binarization: str, seed: int) -> tf.Tensor:
     pixels = tf.io.decode_raw(image_raw, tf.uint8)
-    images = tf.cast(tf.reshape(pixels, [-1, *records.MNIST_SHAPE]), tf.float32) / 255.0
+    images = tf.cast(tf.reshape(pixels, [-1, *datasets.MNIST_SHAPE]), tf.float32) / 255.0
     if binarization == 'static':
-        images = binarize_static(images, ids, seed)
+        images = datasets.static_binarize(images, ids, seed)
     elif binarization != 'dynamic':
         raise ValueError(f"binarization must be 'dynamic' or 'static', got {binarization!r}")
-    p = MNIST_PAD
+    p = datasets.MNIST_PAD
     return tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
 
 
 def celeba_image(jpeg: tf.Tensor, image_size: int, pixels: str) -> tf.Tensor:
-    left, top, right, bottom = CELEBA_CROP
+    left, top, right, bottom = datasets.CELEBA_CROP
 
     def decode_crop_resize(data):
         image = tf.io.decode_jpeg(data, channels=3)[top:bottom, left:right]

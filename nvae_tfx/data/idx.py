@@ -11,6 +11,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from nvae_tfx import datasets
 from nvae_tfx.data.errors import DataError
 
 IMAGES_MAGIC = 2051
@@ -61,9 +62,11 @@ def read_idx(path: str, expected_magic: int) -> np.ndarray:
 def read_idx_pair(images_path: str, labels_path: str):
     """Reads an images file and its labels file, checking that they describe the same digits."""
     images = read_idx(images_path, IMAGES_MAGIC)
-    if images.shape[1:] != (28, 28):
+    if images.shape[1:] != datasets.MNIST_SHAPE[:2]:
         raise DataError(
-            images_path, f'images are {images.shape[1]}x{images.shape[2]}, expected 28x28'
+            images_path,
+            f'images are {images.shape[1]}x{images.shape[2]}, expected '
+            f'{datasets.MNIST_SHAPE[0]}x{datasets.MNIST_SHAPE[1]}',
         )
     labels = read_idx(labels_path, LABELS_MAGIC)
     if len(images) != len(labels):

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from nvae_tfx import datasets
 from nvae_tfx.data import celeba, embedded, idx, records, tfds_source
 from nvae_tfx.data.errors import DataError
 from nvae_tfx.options import TFDS_NAMES, SourceOptions
@@ -136,9 +137,11 @@ class _TfdsToExample(beam.DoFn):
             if self._options.dataset == 'mnist':
                 with Image.open(io.BytesIO(image)) as img:
                     pixels = np.asarray(img, dtype=np.uint8).reshape(-1)
-                if pixels.size != 784:
+                if pixels.size != datasets.MNIST_PIXELS:
                     raise DataError(
-                        path, f'record {key}: image has {pixels.size} pixels, expected 784'
+                        path,
+                        f'record {key}: image has {pixels.size} pixels, '
+                        f'expected {datasets.MNIST_PIXELS}',
                     )
                 yield records.mnist_example(
                     pixels.tobytes(), features['label'].int64_list.value[0], key

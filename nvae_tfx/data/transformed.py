@@ -22,14 +22,6 @@ def to_model_images(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(images, tf.float32)
 
 
-def per_step(images: tf.Tensor, dataset: str, binarization: str, training: bool) -> tf.Tensor:
-    """MNIST: a fresh binarization per use (train and eval, as NVAE) unless Transform already
-    binarized; CelebA: random horizontal flip for training only."""
-    if dataset == 'mnist':
-        return datasets.dynamic_binarize(images) if binarization == 'dynamic' else images
-    return datasets.random_flip(images) if training else images
-
-
 def image_dataset(
     data_accessor,
     file_pattern,
@@ -57,7 +49,9 @@ def image_dataset(
     sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     ds = ds.with_options(sharding)
     return ds.map(
-        lambda f: per_step(to_model_images(f[records.IMAGE]), dataset, binarization, training),
+        lambda f: datasets.per_step(
+            to_model_images(f[records.IMAGE]), dataset, binarization, training
+        ),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).prefetch(tf.data.AUTOTUNE)
 

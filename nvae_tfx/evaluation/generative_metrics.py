@@ -15,11 +15,6 @@ import tensorflow as tf
 from nvae_tfx.evaluation import fid, precision_recall
 
 
-def binarize_fixed(images: np.ndarray, seed: int) -> np.ndarray:
-    """One seeded binarization, so every model compared is scored on identical data."""
-    return (np.random.RandomState(seed).uniform(size=images.shape) < images).astype(np.float32)
-
-
 def iw_log_likelihood(model, num_iw_samples: int, batch_size: int):
     """A traced function: images [batch_size, ...] -> importance-weighted log p(x) per image."""
     # At most ~1,000 images per forward pass: memory stays bounded for any K (1,000 included).

@@ -19,6 +19,7 @@ import os
 import tensorflow as tf
 
 from model_code.nvae import NVAE
+from nvae_tfx import datasets
 from nvae_tfx.data import records, transformed
 from nvae_tfx.training.checkpoints import all_finite
 
@@ -78,7 +79,7 @@ class NVAEServing(tf.Module):
 
     def _log_likelihood_examples(self, examples, num_samples):
         features = self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
-        images = transformed.per_step(
+        images = datasets.per_step(
             transformed.to_model_images(features[records.IMAGE]),
             self._dataset,
             self._binarization,
