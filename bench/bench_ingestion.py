@@ -17,6 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from nvae_tfx.options import CELEBA_PIXELS, TransformOptions  # noqa: E402
 from pipeline import logging_setup  # noqa: E402
 
 MODES = {
@@ -73,7 +74,7 @@ def _bytes_per_example(examples_uri: str, count: int) -> float:
     return round(total / count, 1)
 
 
-def run_once(source, beam_args, root: str, transform_config=None):
+def run_once(source, beam_args, root: str, transform=None):
     """Runs the ingestion pipeline uncached; returns its wall time, the seconds spent in each
     component, the example counts and the transformed bytes per example."""
     from tfx import v1 as tfx
@@ -85,7 +86,7 @@ def run_once(source, beam_args, root: str, transform_config=None):
         pipeline_name='nvae-bench',
         pipeline_root=os.path.join(root, 'root'),
         source=source,
-        transform_custom_config=transform_config,
+        transform=transform,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path
         ),
@@ -121,24 +122,21 @@ def main():
     p.add_argument('--celeba_images', type=int, default=20000)
     p.add_argument(
         '--celeba_pixels',
-        default='uint8',
-        choices=['uint8', 'float'],
+        default=TransformOptions.celeba_pixels,
+        choices=CELEBA_PIXELS,
         help='how Transform stores CelebA pixels',
     )
     p.add_argument('--work_dir', default=os.path.join(tempfile.gettempdir(), 'nvae-bench-data'))
     args = p.parse_args()
     logging_setup.configure(verbose=False)
     from bench.machine import append_result
-    from pipeline import nvae_pipeline
 
     for dataset in args.datasets.split(','):
         source = prepare(dataset, args.work_dir, args.celeba_images)
         for mode in args.modes.split(','):
-            config = nvae_pipeline.transform_config(
-                source.dataset, celeba_pixels=args.celeba_pixels
-            )
+            transform = TransformOptions(dataset=source.dataset, celeba_pixels=args.celeba_pixels)
             with tempfile.TemporaryDirectory() as root:
-                wall, seconds, counts, size = run_once(source, MODES[mode], root, config)
+                wall, seconds, counts, size = run_once(source, MODES[mode], root, transform)
             n = sum(counts.values())
             ingest = seconds['ImageExampleGen'] + seconds['Transform']
             record = append_result(
@@ -147,7 +145,7 @@ def main():
                     'dataset': dataset,
                     'beam_mode': mode,
                     'beam_args': MODES[mode],
-                    'transform_config': config,
+                    'transform_config': transform.to_custom_config(),
                     'examples': counts,
                     'transformed_bytes_per_example': size,
                     'seconds_per_component': seconds,

@@ -16,7 +16,7 @@ def DigitClassifierTrainer(
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
     feature_network: tfx.dsl.components.OutputArtifact[FeatureNetwork],
-    epochs: tfx.dsl.components.Parameter[int] = 10,
+    epochs: tfx.dsl.components.Parameter[int],
 ) -> None:
     data = {
         split: read_transformed_split(examples.uri, transform_graph.uri, split)

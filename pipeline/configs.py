@@ -1,4 +1,6 @@
-"""Every default of the pipeline in one place; runners and tests import from here."""
+"""What the runners share: paths, names, Beam defaults, the Airflow schedule, the code
+fingerprints that keep caches honest. The components' settings and their defaults are typed
+options in nvae_tfx/options.py."""
 
 import dataclasses
 import glob
@@ -33,14 +35,6 @@ IMAGE_EMBEDDED_DATA = 'data/embedded'
 # or another runner's flags (README, "Scaling Beam").
 DEFAULT_BEAM_ARGS = ('--direct_running_mode=in_memory', '--direct_num_workers=1')
 
-# Transform defaults (see components/transform/preprocessing.py for their meaning).
-BINARIZATION = 'dynamic'
-BINARIZATION_SEED = 0
-CELEBA_IMAGE_SIZE = 64
-# Measured (bench/results.jsonl): uint8 values in int64 features materialise in 14.1 KB per
-# 64x64x3 example against 18.6 KB for [0, 1] floats, losslessly (BUILD_NOTES.md).
-CELEBA_PIXELS = 'uint8'
-
 
 def pipeline_name(dataset: str) -> str:
     return f'nvae-{dataset}'  # lower-case and hyphens: valid on every orchestrator (KFP v2 too)
@@ -63,33 +57,6 @@ def schema_dir(dataset: str) -> str:
     return os.path.join(SCHEMA_ROOT, dataset)
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingOptions:
-    """What the Trainer runs; preset and overrides are model_code's (model_code/config.py)."""
-
-    preset: str = 'cpu'
-    overrides: dict[str, str] = dataclasses.field(default_factory=dict)
-    train_steps: int = (
-        450  # about 12 minutes of the cpu preset on 2 cores (bench/bench_pipeline.py)
-    )
-    batch_size: int = 64
-    steps_per_epoch: int = 75  # about one pass over the embedded 4,500 training digits
-    eval_steps: int = 5
-    checkpoint_every_steps: int = 200
-    mixed_precision: str = 'float32'
-    jit_compile: str = 'auto'
-    sample_temperature: float = 1.0
-
-    def custom_config(self, dataset: str, binarization: str) -> dict:
-        config = {k: v for k, v in dataclasses.asdict(self).items() if k != 'train_steps'}
-        return {
-            **config,
-            'dataset': dataset,
-            'binarization': binarization,
-            'code_fingerprint': code_fingerprint(TRAINER_CODE),
-        }
-
-
 def code_fingerprint(patterns) -> str:
     digest = hashlib.sha256()
     for pattern in patterns:
@@ -98,25 +65,6 @@ def code_fingerprint(patterns) -> str:
             with open(path, 'rb') as f:
                 digest.update(f.read())
     return digest.hexdigest()[:16]
-
-
-@dataclasses.dataclass(frozen=True)
-class EvaluationOptions:
-    """What GenerativeEvaluator measures and when it blesses (components/evaluator/)."""
-
-    split: str = 'eval'
-    num_eval_examples: int = 500
-    num_iw_samples: int = 50  # the paper uses 1000 (--iw_samples=1000); recorded with every result
-    fid_num_samples: int = 1000
-    sample_temperature: float = 1.0
-    readjust_bn_passes: int = 100
-    digit_classifier: bool = True  # MNIST: train the feature network for FID (cached across runs)
-    digit_classifier_epochs: int = 10
-    inception_weights: str = ''  # a local Inception-v3 no-top weights file enables *_inception_v3
-    max_nll: float | None = None  # blessing thresholds; None: not checked
-    max_fid: float | None = None
-    max_regression: float = 0.01  # a candidate may be at most 1% worse than the last blessed model
-    seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,7 +41,7 @@ def main(argv=None):
             pipeline_name=name,
             pipeline_root=args.pipeline_root or configs.pipeline_root(args.dataset),
             source=cli.source_options(args),
-            transform_custom_config=cli.transform_config(args),
+            transform=cli.transform_options(args),
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
                 metadata_path
             ),

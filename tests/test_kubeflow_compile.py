@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from nvae_tfx.options import EvaluationOptions
 from pipeline import configs, run_kubeflow
 
 IMAGE = 'europe-docker.pkg.dev/proj/repo/nvae-tfx:test'
@@ -142,8 +143,8 @@ def test_runtime_parameters_with_their_defaults(gpu_job):
     values = job['runtimeConfig']['parameters']
     assert values == {
         'iw_samples': {'intValue': '1000'},
-        'fid_samples': {'intValue': str(configs.EvaluationOptions.fid_num_samples)},
-        'max_regression': {'doubleValue': configs.EvaluationOptions.max_regression},
+        'fid_samples': {'intValue': str(EvaluationOptions.fid_num_samples)},
+        'max_regression': {'doubleValue': EvaluationOptions.max_regression},
     }
     evaluator = tasks(job)['GenerativeEvaluator']['inputs']['parameters']
     assert evaluator['num_iw_samples'] == {'componentInputParameter': 'iw_samples'}

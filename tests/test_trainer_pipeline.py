@@ -19,14 +19,13 @@ import pytest
 from components.evaluator import executor as evaluator_executor
 from nvae_tfx import datasets
 from nvae_tfx.data import transformed
-from nvae_tfx.options import SourceOptions
+from nvae_tfx.options import EvaluationOptions, SourceOptions, TrainingOptions
 from nvae_tfx.training import export
-from pipeline import configs
 from tests.pipeline_helpers import run_outputs, run_pipeline
 
 pytestmark = pytest.mark.slow
 
-TINY = configs.TrainingOptions(
+TINY = TrainingOptions(
     preset='tiny',
     train_steps=12,
     batch_size=8,
@@ -35,7 +34,7 @@ TINY = configs.TrainingOptions(
     checkpoint_every_steps=4,
     jit_compile='false',
 )
-EVAL = configs.EvaluationOptions(
+EVAL = EvaluationOptions(
     num_eval_examples=40,
     num_iw_samples=3,
     fid_num_samples=60,

@@ -17,6 +17,7 @@ from tfx.utils import io_utils
 from nvae_tfx import datasets, images
 from nvae_tfx.data import records, transformed
 from nvae_tfx.evaluation import feature_networks, generative_metrics
+from nvae_tfx.options import EvaluationOptions
 from nvae_tfx.training import export
 
 METRICS_FILE = 'metrics.json'
@@ -78,7 +79,7 @@ class Executor(tfx_evaluator.Executor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        p = exec_properties
+        options = EvaluationOptions.from_evaluator_parameters(exec_properties)
         model = artifact_utils.get_single_instance(input_dict['model'])
         baseline = (input_dict.get('baseline_model') or [None])[0]
         evaluation = artifact_utils.get_single_instance(output_dict['evaluation'])
@@ -87,29 +88,29 @@ class Executor(tfx_evaluator.Executor):
         data = transformed.read_transformed_split(
             artifact_utils.get_single_uri(input_dict['examples']),
             artifact_utils.get_single_uri(input_dict['transform_graph']),
-            p['split'],
-            limit=p['num_eval_examples'],
+            options.split,
+            limit=options.num_eval_examples,
         )
         real = np.asarray(transformed.to_model_images(data[records.IMAGE]))
         candidate = load_nvae(model)
         nll_images = (
-            datasets.fixed_binarize(real, p['seed'])
+            datasets.fixed_binarize(real, options.seed)
             if candidate.config.dataset == 'mnist'
             else real
         )
-        networks = self._feature_networks(input_dict, p)
+        networks = self._feature_networks(input_dict, options)
 
         def score(nvae):
-            keras.utils.set_random_seed(p['seed'])
+            keras.utils.set_random_seed(options.seed)
             return generative_metrics.evaluate(
                 nvae,
                 nll_images,
                 real,
                 networks,
-                num_iw_samples=p['num_iw_samples'],
-                fid_num_samples=p['fid_num_samples'],
-                temperature=p['sample_temperature'],
-                readjust_bn_passes=p['readjust_bn_passes'],
+                num_iw_samples=options.num_iw_samples,
+                fid_num_samples=options.fid_num_samples,
+                temperature=options.sample_temperature,
+                readjust_bn_passes=options.readjust_bn_passes,
             )
 
         metrics, generated = score(candidate)
@@ -123,9 +124,9 @@ class Executor(tfx_evaluator.Executor):
             metrics,
             baseline_metrics,
             primary_fid,
-            p.get('max_nll'),
-            p.get('max_fid'),
-            p['max_regression'],
+            options.max_nll,
+            options.max_fid,
+            options.max_regression,
         )
 
         self._write_evaluation(
@@ -139,13 +140,13 @@ class Executor(tfx_evaluator.Executor):
         )
 
     @staticmethod
-    def _feature_networks(input_dict, p) -> list:
+    def _feature_networks(input_dict, options: EvaluationOptions) -> list:
         networks = [
             feature_networks.load_digit_classifier(a.uri)
             for a in input_dict.get('feature_network') or []
         ]
-        if p.get('inception_weights'):
-            networks.append(feature_networks.load_inception_v3(p['inception_weights']))
+        if options.inception_weights:
+            networks.append(feature_networks.load_inception_v3(options.inception_weights))
         return networks
 
     @staticmethod

@@ -18,7 +18,7 @@ from PIL import Image
 from nvae_tfx import datasets
 from nvae_tfx.data import celeba, embedded, idx, records, tfds_source
 from nvae_tfx.data.errors import DataError
-from nvae_tfx.options import TFDS_NAMES, SourceOptions
+from nvae_tfx.options import SourceOptions
 
 SKIPPED = 'skipped'
 IDX_PREFIXES = {'train': 'train', 'eval': 't10k'}
@@ -36,7 +36,7 @@ def input_patterns(options: SourceOptions) -> dict[str, str]:
         return {s: f'{p}-*-idx?-ubyte*' for s, p in IDX_PREFIXES.items()}
     if options.source == 'dir':
         return {s: celeba.PARTITION_FILE for s in celeba.PARTITIONS.values()}
-    name = TFDS_NAMES[options.dataset]
+    name = tfds_source.TFDS_NAMES[options.dataset]
     return {s: f'{name}/*/dataset_info.json' for s in tfds_source.SPLITS[name].values()}
 
 
@@ -68,7 +68,7 @@ def validate(options: SourceOptions) -> dict[str, object]:
         if not tf.io.gfile.isdir(image_dir):
             raise DataError(image_dir, 'CelebA image directory not found')
         return celeba.read_partition_file(f'{options.data_dir.rstrip("/")}/{celeba.PARTITION_FILE}')
-    return tfds_source.split_files(TFDS_NAMES[options.dataset], options.data_dir)
+    return tfds_source.split_files(tfds_source.TFDS_NAMES[options.dataset], options.data_dir)
 
 
 @beam.typehints.with_output_types(bytes)

@@ -7,6 +7,8 @@ import tensorflow as tf
 
 from nvae_tfx.data.errors import DataError
 
+# Our dataset name -> TFDS's.
+TFDS_NAMES = {'mnist': 'mnist', 'celeba': 'celeb_a'}
 # TFDS split -> our split name, per supported dataset.
 SPLITS = {
     'mnist': {'train': 'train', 'test': 'eval'},

@@ -12,6 +12,7 @@ from tfx_bsl.public import tfxio
 
 from nvae_tfx import datasets
 from nvae_tfx.data import records
+from nvae_tfx.options import TrainingOptions
 
 
 def to_model_images(images: tf.Tensor) -> tf.Tensor:
@@ -26,22 +27,20 @@ def image_dataset(
     data_accessor,
     file_pattern,
     tft_output,
-    batch_size: int,
-    dataset: str,
-    binarization: str,
+    options: TrainingOptions,
     training: bool,
-    repeat: bool = True,
+    batch_size: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of model-ready images from transformed examples read through TFX's data accessor
-    (which picks the reader matching the artifact's payload and file format)."""
-    options = tfxio.TensorFlowDatasetOptions(
-        batch_size=batch_size,
+    """Endless batches (of options.batch_size unless given) of model-ready images, with the
+    per-step randomness of options' dataset, from transformed examples read through TFX's data
+    accessor (which picks the reader matching the artifact's payload and file format)."""
+    reading = tfxio.TensorFlowDatasetOptions(
+        batch_size=batch_size or options.batch_size,
         shuffle=training,
         drop_final_batch=training,
-        num_epochs=None if repeat else 1,
     )
     ds = data_accessor.tf_dataset_factory(
-        file_pattern, options, tft_output.transformed_metadata.schema
+        file_pattern, reading, tft_output.transformed_metadata.schema
     )
     # Multi-worker training shards by element, not by file: it works with any number of files
     # (Transform may write one) and makes the global batches those of single-worker training.
@@ -50,7 +49,7 @@ def image_dataset(
     ds = ds.with_options(sharding)
     return ds.map(
         lambda f: datasets.per_step(
-            to_model_images(f[records.IMAGE]), dataset, binarization, training
+            to_model_images(f[records.IMAGE]), options.dataset, options.binarization, training
         ),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).prefetch(tf.data.AUTOTUNE)

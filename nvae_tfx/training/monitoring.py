@@ -25,7 +25,7 @@ def active_units(model, images) -> int:
 class EpochImages(keras.callbacks.Callback):
     """Writes samples (at `temperature`), reconstructions of fixed eval images and active units."""
 
-    def __init__(self, log_dir: str, eval_images, num_samples: int = 64, temperature: float = 1.0):
+    def __init__(self, log_dir: str, eval_images, temperature: float, num_samples: int = 64):
         super().__init__()
         self.writer = tf.summary.create_file_writer(f'{log_dir.rstrip("/")}/images')
         self.eval_images = eval_images
