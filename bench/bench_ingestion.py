@@ -2,8 +2,8 @@
 full-size MNIST IDX set (60,000 + 10,000) and a generated CelebA-layout folder of 178x218
 JPEGs, with the in-memory and the multi-processing DirectRunner.
 
-  python bench/bench_ingestion.py                      # everything (about 30 min on 2 cores)
-  python bench/bench_ingestion.py --datasets embedded --modes in_memory
+  python -m bench.bench_ingestion                      # everything (about 30 min on 2 cores)
+  python -m bench.bench_ingestion --datasets embedded --modes in_memory
 
 Figures are printed and appended, with machine and config, to bench/results.jsonl.
 """
@@ -11,14 +11,11 @@ Figures are printed and appended, with machine and config, to bench/results.json
 import argparse
 import multiprocessing
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from nvae_tfx.options import CELEBA_PIXELS, TransformOptions  # noqa: E402
-from pipeline import logging_setup  # noqa: E402
+from nvae_tfx.options import CELEBA_PIXELS, TransformOptions
+from pipeline import logging_setup
 
 MODES = {
     'in_memory': ['--direct_running_mode=in_memory', '--direct_num_workers=1'],

@@ -1,8 +1,8 @@
 """The default pipeline end to end, and what the Evaluator's settings cost.
 
-  python bench/bench_pipeline.py                   # = python pipeline/run_local.py, from scratch
-  python bench/bench_pipeline.py -- --preset=tiny --train_steps=20   # other run_local.py flags
-  python bench/bench_pipeline.py --eval_costs_only # only part 2, on the last benchmark run
+  python -m bench.bench_pipeline                   # = python -m pipeline.run_local, from scratch
+  python -m bench.bench_pipeline -- --preset=tiny --train_steps=20   # other run_local flags
+  python -m bench.bench_pipeline --eval_costs_only # only part 2, on the last benchmark run
 
 1. Runs run_local.py with a fresh pipeline root and ML Metadata store (outputs/bench/pipeline),
    timing every executor inside the LocalDagRunner: orchestration overhead is the pipeline's
@@ -21,10 +21,8 @@ import shutil
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench import machine  # noqa: E402
-from pipeline import cli, configs, logging_setup  # noqa: E402
+from bench import machine
+from pipeline import cli, configs, logging_setup
 
 WORK_DIR = os.path.join(configs.OUTPUT_ROOT, 'bench', 'pipeline')
 

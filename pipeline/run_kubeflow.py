@@ -1,6 +1,6 @@
 """Compiles the NVAE pipeline for Kubeflow Pipelines v2 / Vertex AI, and optionally submits it.
 
-  python pipeline/run_kubeflow.py --pipeline_root=gs://BUCKET/nvae \\
+  python -m pipeline.run_kubeflow --pipeline_root=gs://BUCKET/nvae \\
       --image=REGION-docker.pkg.dev/PROJECT/REPO/nvae-tfx:TAG \\
       --source=idx --data_dir=gs://BUCKET/mnist --preset=paper_mnist --train_steps=100000 \\
       -- --runner=DataflowRunner --project=PROJECT --region=REGION \\
@@ -19,10 +19,7 @@ changeable per run without recompiling.
 import os
 import sys
 
-if os.path.dirname(os.path.abspath(__file__)) == os.path.abspath(sys.path[0]):
-    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-from pipeline import cli, configs, logging_setup  # noqa: E402
+from pipeline import cli, configs, logging_setup
 
 # Inside a container: as many Beam workers as the container has CPUs.
 DEFAULT_BEAM_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')

@@ -56,7 +56,7 @@ def test_idx_corrupt_gzip_stream(tmp_path):
 
 def test_idx_count_mismatch(tmp_path):
     fixtures.write_mnist_idx(str(tmp_path), gz=False)
-    idx.write_idx(f'{tmp_path}/train-labels-idx1-ubyte', np.zeros(39, np.uint8))
+    fixtures.write_idx(f'{tmp_path}/train-labels-idx1-ubyte', np.zeros(39, np.uint8))
     with pytest.raises(DataError, match='40 images but .*train-labels-idx1-ubyte holds 39 labels'):
         idx.read_idx_pair(*idx.find_idx_pair(str(tmp_path), 'train'))
 

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from absl import logging
 from tfx import types
+from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as tfx_evaluator
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
@@ -23,6 +24,7 @@ from nvae_tfx.training import export
 METRICS_FILE = 'metrics.json'
 SAMPLES_PNG = 'samples.png'
 RECONSTRUCTIONS_PNG = 'reconstructions.png'
+REASONS_PROPERTY = 'reasons'  # on the blessing: why not blessed, empty when blessed
 
 
 def load_nvae(model_artifact: types.Artifact):
@@ -179,15 +181,23 @@ class Executor(tfx_evaluator.Executor):
     @staticmethod
     def _write_blessing(blessing, model, baseline, reasons):
         """The properties Pusher (blessed) and LatestBlessedModelStrategy (current_model_id) read,
-        named as TFX's own Evaluator names them."""
+        and the marker file, as TFX's own Evaluator writes them; the reasons beside them."""
         blessed = not reasons
-        blessing.set_int_custom_property('blessed', int(blessed))
-        blessing.set_int_custom_property('current_model_id', model.id)
-        blessing.set_string_custom_property('current_model', model.uri)
-        if baseline is not None:
-            blessing.set_int_custom_property('baseline_model_id', baseline.id)
-            blessing.set_string_custom_property('baseline_model', baseline.uri)
-        blessing.set_string_custom_property('reasons', '; '.join(reasons))
-        io_utils.write_string_file(
-            os.path.join(blessing.uri, 'BLESSED' if blessed else 'NOT_BLESSED'), ''
+        blessing.set_int_custom_property(
+            constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+            constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE,
         )
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+        blessing.set_string_custom_property(
+            constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri
+        )
+        if baseline is not None:
+            blessing.set_int_custom_property(
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline.id
+            )
+            blessing.set_string_custom_property(
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline.uri
+            )
+        blessing.set_string_custom_property(REASONS_PROPERTY, '; '.join(reasons))
+        marker = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
+        io_utils.write_string_file(os.path.join(blessing.uri, marker), '')

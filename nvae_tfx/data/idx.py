@@ -90,15 +90,3 @@ def find_idx_pair(data_dir: str, prefix: str):
             raise DataError(base, 'both a gzipped and a plain copy exist; keep one')
         paths.append(found[0])
     return tuple(paths)
-
-
-def write_idx(path: str, array: np.ndarray) -> None:
-    """Writes a uint8 array as an IDX file (gzipped when path ends in .gz); used for fixtures."""
-    magic = IMAGES_MAGIC if array.ndim == 3 else LABELS_MAGIC
-    payload = (
-        struct.pack(f'>I{array.ndim}I', magic, *array.shape) + array.astype(np.uint8).tobytes()
-    )
-    if path.endswith('.gz'):
-        payload = gzip.compress(payload, compresslevel=1)
-    with tf.io.gfile.GFile(path, 'wb') as f:
-        f.write(payload)
