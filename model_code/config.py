@@ -6,6 +6,7 @@ checked against the README commands of NVlabs/NVAE line by line.
 
 import dataclasses
 
+DATASETS = ('mnist', 'celeba')
 # MNIST digits are 28x28; the model sees them on an image_size canvas (32) and scores the digit,
 # the canvas' central MNIST_CROP x MNIST_CROP, as NVAE does.
 MNIST_CROP = 28
@@ -79,7 +80,7 @@ class NVAEConfig:
         return groups
 
     def validate(self):
-        if self.dataset not in ('mnist', 'celeba'):
+        if self.dataset not in DATASETS:
             raise ValueError(f'unknown dataset {self.dataset!r}')
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(f'unknown mixed_precision {self.mixed_precision!r}')

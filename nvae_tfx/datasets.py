@@ -8,9 +8,11 @@ flags before TensorFlow may be imported (its log level and oneDNN switch are set
 
 import numpy as np
 
-from model_code.config import MNIST_CROP
+from model_code import config as nvae_config
 
-DATASETS = ('mnist', 'celeba')
+# The model's facts too (model_code/config.py): which datasets, and the MNIST digit's size.
+DATASETS = nvae_config.DATASETS
+MNIST_CROP = nvae_config.MNIST_CROP
 
 # MNIST: 28x28 grey digits, stored as their 784 raw bytes. NVAE places them on a 32x32 canvas
 # (2 pixels of padding) and scores only the digit, the canvas' central crop (model_code).
