@@ -6,6 +6,12 @@ checked against the README commands of NVlabs/NVAE line by line.
 
 import dataclasses
 
+DATASETS = ('mnist', 'celeba')
+# MNIST digits are 28x28; the model sees them on an image_size canvas (32) and scores the digit,
+# the canvas' central MNIST_CROP x MNIST_CROP, as NVAE does.
+MNIST_CROP = 28
+PRECISIONS = ('float32', 'mixed_float16', 'mixed_bfloat16')
+
 
 @dataclasses.dataclass(frozen=True)
 class NVAEConfig:
@@ -49,7 +55,7 @@ class NVAEConfig:
     adamax_epsilon: float = 1e-3
     total_steps: int = 10000
     batch_size: int = 64
-    mixed_precision: str = 'float32'  # 'float32', 'mixed_float16' or 'mixed_bfloat16'
+    mixed_precision: str = 'float32'  # one of PRECISIONS
     # BatchNorm statistics over the global batch of all replicas, as the official SyncBatchNorm
     # (Keras implements it on TensorFlow only); the Trainer sets it when training on several.
     sync_batch_norm: bool = False
@@ -74,9 +80,9 @@ class NVAEConfig:
         return groups
 
     def validate(self):
-        if self.dataset not in ('mnist', 'celeba'):
+        if self.dataset not in DATASETS:
             raise ValueError(f'unknown dataset {self.dataset!r}')
-        if self.mixed_precision not in ('float32', 'mixed_float16', 'mixed_bfloat16'):
+        if self.mixed_precision not in PRECISIONS:
             raise ValueError(f'unknown mixed_precision {self.mixed_precision!r}')
         if self.image_size % 2 ** (self.num_preprocess_blocks + self.num_latent_scales - 1):
             raise ValueError('image_size must be divisible by the total down-sampling')
@@ -168,3 +174,12 @@ def get_config(preset: str = 'cpu', overrides: dict | None = None, **kwargs) -> 
             raise ValueError(f'unknown config field {name!r}')
         values[name] = _parse(fields[name], value) if isinstance(value, str) else value
     return NVAEConfig(**values).validate()
+
+
+def scaled_config(preset: str, overrides: dict, total_steps: int, **kwargs) -> NVAEConfig:
+    """get_config for a run of total_steps: the LR warm-up keeps the fraction of training it has
+    in the preset's official run (e.g. 5 of 400 epochs for MNIST); KL annealing is already a
+    fraction (30%)."""
+    base = get_config(preset, overrides, **kwargs)
+    warmup = max(1, round(total_steps * base.warmup_steps / base.total_steps))
+    return get_config(preset, overrides, total_steps=total_steps, warmup_steps=warmup, **kwargs)

@@ -8,6 +8,8 @@ import argparse
 import os
 from collections.abc import Sequence
 
+from model_code import config as nvae_config
+from nvae_tfx import datasets, options
 from pipeline import configs
 
 
@@ -20,12 +22,19 @@ def split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
 
 
 def pipeline_parser(description: str) -> argparse.ArgumentParser:
+    """The flags every runner shares; their defaults are the options' (nvae_tfx/options.py)."""
+    source, transform = options.SourceOptions(), options.TransformOptions()
+    training, evaluation = options.TrainingOptions(), options.EvaluationOptions()
     p = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawTextHelpFormatter
     )
-    p.add_argument('--dataset', choices=['mnist', 'celeba'], default='mnist')
+    p.add_argument('--dataset', choices=datasets.DATASETS, default=source.dataset)
     p.add_argument(
-        '--source', help='mnist: embedded (default) | idx | tfds; celeba: dir (default) | tfds'
+        '--source',
+        help='; '.join(
+            f'{dataset}: {sources[0]} (default) | ' + ' | '.join(sources[1:])
+            for dataset, sources in options.SOURCES.items()
+        ),
     )
     p.add_argument(
         '--data_dir',
@@ -33,19 +42,28 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         '--on_corrupt',
-        choices=['fail', 'skip'],
-        default='fail',
+        choices=options.ON_CORRUPT,
+        default=source.on_corrupt,
         help='unreadable images: stop with an error (default) or skip, log and count',
     )
-    p.add_argument('--binarization', choices=['dynamic', 'static'], default=configs.BINARIZATION)
-    p.add_argument('--binarization_seed', type=int, default=configs.BINARIZATION_SEED)
-    p.add_argument('--image_size', type=int, default=configs.CELEBA_IMAGE_SIZE)
-    p.add_argument('--celeba_pixels', choices=['uint8', 'float'], default=configs.CELEBA_PIXELS)
-    training = configs.TrainingOptions()
+    p.add_argument(
+        '--binarization',
+        choices=datasets.BINARIZATIONS,
+        default=transform.binarization,
+        help='MNIST: dynamic (a fresh sample every training step, as NVAE) or static (once)',
+    )
+    p.add_argument('--binarization_seed', type=int, default=transform.binarization_seed)
+    p.add_argument(
+        '--image_size', type=int, default=transform.image_size, help='CelebA: output side'
+    )
+    p.add_argument(
+        '--celeba_pixels', choices=options.CELEBA_PIXELS, default=transform.celeba_pixels
+    )
     p.add_argument(
         '--preset',
+        choices=nvae_config.PRESETS,
         default=training.preset,
-        help='NVAE preset: tiny | cpu (default) | paper_mnist | paper_celeba64',
+        help='the NVAE preset (model_code/config.py)',
     )
     p.add_argument(
         '--set',
@@ -66,11 +84,16 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument(
         '--mixed_precision',
         default=training.mixed_precision,
-        choices=['float32', 'mixed_float16', 'mixed_bfloat16'],
+        choices=nvae_config.PRECISIONS,
         help='GPU only',
     )
+    p.add_argument(
+        '--jit_compile',
+        default=training.jit_compile,
+        choices=options.JIT_COMPILE,
+        help="XLA compilation of the train step ('auto': where Keras supports it)",
+    )
     p.add_argument('--no_train', action='store_true', help='stop after Transform')
-    evaluation = configs.EvaluationOptions()
     p.add_argument('--eval_split', default=evaluation.split, help="'eval' or 'test' (CelebA)")
     p.add_argument('--eval_examples', type=int, default=evaluation.num_eval_examples)
     p.add_argument(
@@ -80,7 +103,12 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
         help='importance samples K for the NLL bound (the paper: 1000)',
     )
     p.add_argument('--fid_samples', type=int, default=evaluation.fid_num_samples)
-    p.add_argument('--sample_temperature', type=float, default=evaluation.sample_temperature)
+    p.add_argument(
+        '--sample_temperature',
+        type=float,
+        default=training.sample_temperature,
+        help="of generated images: the Evaluator's metrics and grids, TensorBoard's grids",
+    )
     p.add_argument('--readjust_bn_passes', type=int, default=evaluation.readjust_bn_passes)
     p.add_argument(
         '--no_digit_classifier',
@@ -92,7 +120,7 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         '--inception_weights',
-        default='',
+        default=evaluation.inception_weights,
         help='Inception-v3 no-top weights file (.h5): adds *_inception_v3 metrics',
     )
     p.add_argument(
@@ -125,7 +153,6 @@ def parse(
 ) -> argparse.Namespace:
     own, beam_args = split_beam_args(argv)
     args = parser.parse_args(own)
-    args.source = args.source or ('embedded' if args.dataset == 'mnist' else 'dir')
     args.beam_args = beam_args if beam_args is not None else list(default_beam_args)
     bad = [item for item in args.set if '=' not in item]
     if bad:
@@ -138,10 +165,8 @@ def _local(path: str) -> str:
     return path if not path or '://' in path else os.path.abspath(os.path.expanduser(path))
 
 
-def source_options(args):
-    from components.example_gen.options import SourceOptions
-
-    return SourceOptions(
+def source_options(args) -> options.SourceOptions:
+    return options.SourceOptions(
         dataset=args.dataset,
         source=args.source,
         data_dir=_local(args.data_dir),
@@ -149,18 +174,22 @@ def source_options(args):
     )
 
 
-def transform_config(args):
-    from pipeline import nvae_pipeline
-
-    return nvae_pipeline.transform_config(
-        args.dataset, args.binarization, args.binarization_seed, args.image_size, args.celeba_pixels
+def transform_options(args) -> options.TransformOptions:
+    return options.TransformOptions(
+        dataset=args.dataset,
+        binarization=args.binarization,
+        binarization_seed=args.binarization_seed,
+        image_size=args.image_size,
+        celeba_pixels=args.celeba_pixels,
     )
 
 
-def training_options(args) -> configs.TrainingOptions | None:
+def training_options(args) -> options.TrainingOptions | None:
     if args.no_train:
         return None
-    return configs.TrainingOptions(
+    return options.TrainingOptions(
+        dataset=args.dataset,
+        binarization=args.binarization,
         preset=args.preset,
         overrides=dict(item.split('=', 1) for item in args.set),
         train_steps=args.train_steps,
@@ -168,10 +197,12 @@ def training_options(args) -> configs.TrainingOptions | None:
         steps_per_epoch=args.steps_per_epoch,
         checkpoint_every_steps=args.checkpoint_every_steps,
         mixed_precision=args.mixed_precision,
+        jit_compile=args.jit_compile,
+        sample_temperature=args.sample_temperature,
     )
 
 
-def evaluation_options(args, **runtime_parameters) -> configs.EvaluationOptions:
+def evaluation_options(args, **runtime_parameters) -> options.EvaluationOptions:
     """runtime_parameters: fields given as orchestrator RuntimeParameters instead of values."""
     values = dict(
         split=args.eval_split,
@@ -187,4 +218,4 @@ def evaluation_options(args, **runtime_parameters) -> configs.EvaluationOptions:
         max_fid=args.max_fid,
         max_regression=args.max_regression,
     )
-    return configs.EvaluationOptions(**{**values, **runtime_parameters})
+    return options.EvaluationOptions(**{**values, **runtime_parameters})

@@ -1,8 +1,8 @@
 """Runs the NVAE pipeline on this machine: LocalDagRunner with SQLite ML Metadata.
 
-  python pipeline/run_local.py                        # embedded MNIST digits (offline)
-  python pipeline/run_local.py --source=idx --data_dir=~/mnist
-  python pipeline/run_local.py --dataset=celeba --source=dir --data_dir=~/celeba \\
+  python -m pipeline.run_local                        # embedded MNIST digits (offline)
+  python -m pipeline.run_local --source=idx --data_dir=~/mnist
+  python -m pipeline.run_local --dataset=celeba --source=dir --data_dir=~/celeba \\
       -- --direct_running_mode=multi_processing --direct_num_workers=0
 
 Everything after a bare '--' is passed to Beam unchanged (any runner's flags).
@@ -11,10 +11,7 @@ Everything after a bare '--' is passed to Beam unchanged (any runner's flags).
 import os
 import sys
 
-if os.path.dirname(os.path.abspath(__file__)) == os.path.abspath(sys.path[0]):
-    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-from pipeline import cli, configs, logging_setup  # noqa: E402
+from pipeline import cli, configs, logging_setup
 
 
 def parse_args(argv):
@@ -31,7 +28,7 @@ def main(argv=None):
     configs.tensorflow_environment()
     from tfx import v1 as tfx
 
-    from components.example_gen.errors import DataError
+    from nvae_tfx.data.errors import DataError
     from pipeline import nvae_pipeline, report
 
     name = configs.pipeline_name(args.dataset)
@@ -41,7 +38,7 @@ def main(argv=None):
             pipeline_name=name,
             pipeline_root=args.pipeline_root or configs.pipeline_root(args.dataset),
             source=cli.source_options(args),
-            transform_custom_config=cli.transform_config(args),
+            transform=cli.transform_options(args),
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
                 metadata_path
             ),

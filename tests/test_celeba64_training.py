@@ -70,18 +70,24 @@ def test_celeba_64_trains_with_onednn(tmp_path):
         import json
         import numpy as np
         import tensorflow as tf
-        from components.training import checkpoints, input_data, loop
+        from nvae_tfx import datasets
+        from nvae_tfx.data import transformed
+        from nvae_tfx.options import TrainingOptions
+        from nvae_tfx.training import checkpoints, loop
 
-        config = loop.scaled_config(
-            'tiny', {{}}, {STEPS}, dataset='celeba', image_size={SIZE}, batch_size={BATCH}
+        options = TrainingOptions(
+            dataset='celeba', preset='tiny', train_steps={STEPS}, batch_size={BATCH},
+            steps_per_epoch={STEPS}, jit_compile='false',
         )
-        model = loop.build_model(config, jit_compile='false')
+        model = loop.build_model(options.model_config(image_size={SIZE}), options.jit_compile)
         images = np.random.RandomState(0).randint(0, 256, (16, {SIZE}, {SIZE}, 3), np.uint8)
         ds = tf.data.Dataset.from_tensor_slices(images).repeat().batch({BATCH}).map(
-            lambda b: input_data.per_step(input_data.to_model_images(b), 'celeba', '', True)
+            lambda b: datasets.per_step(
+                transformed.to_model_images(b), 'celeba', options.binarization, True
+            )
         )
         summary = loop.train(
-            model, ds, {STEPS}, {STEPS}, checkpoints.TrainingState({str(tmp_path / 'state')!r}),
+            model, ds, options, checkpoints.TrainingState({str(tmp_path / 'state')!r}),
             {str(tmp_path / 'logs')!r},
         )
         print('SUMMARY', json.dumps(summary))
