@@ -23,10 +23,73 @@ def torch_uniform(fan_in):
     return keras.initializers.RandomUniform(-bound, bound)
 
 
-def batch_norm(channels, dtype=None):
-    bn = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype)
-    bn.build((None, None, None, channels))
-    return bn
+def normalize_with_batch_statistics(x, gamma, beta, mean, variance, epsilon, swish):
+    """gamma (x - mean) / sqrt(variance + epsilon) + beta, then SiLU if swish, in float32, for
+    statistics taken from x itself; the gradient is written out by hand.
+
+    The forward pass is Keras' (and TensorFlow's) batch_normalization formula. mean and variance
+    enter without gradient; their dependence on x is in the closed-form gradient below, which
+    takes fewer passes over the activations than automatic differentiation of the moments, the
+    normalisation and the activation (no broadcast copies, no recomputed sigmoid).
+    """
+
+    @ops.custom_gradient
+    def forward(x, gamma, beta, mean, variance):
+        inv_std = ops.rsqrt(variance + epsilon)
+        scale = inv_std * gamma
+        y = x * scale + (beta - mean * scale)
+        if swish:
+            gate = ops.sigmoid(y)
+            out = y * gate
+
+        def grad(upstream):
+            # SiLU'(y) = s (1 + y - y s).
+            dy = upstream * (gate * (1.0 + y - out)) if swish else upstream
+            centered = x - mean
+            count = ops.cast(ops.size(x) // ops.shape(x)[-1], 'float32')
+            d_beta = ops.sum(dy, axis=(0, 1, 2))
+            d_centered = ops.sum(dy * centered, axis=(0, 1, 2))
+            # dL/dx = scale (dy - mean(dy) - xhat mean(dy xhat)), xhat = centered * inv_std.
+            dx = dy * scale - (
+                centered * (scale * ops.square(inv_std) * d_centered / count)
+                + scale * d_beta / count
+            )
+            return dx, d_centered * inv_std, d_beta, ops.zeros_like(mean), ops.zeros_like(variance)
+
+        return (out if swish else y), grad
+
+    return forward(x, gamma, beta, mean, variance)
+
+
+@keras.saving.register_keras_serializable('nvae')
+class BatchNorm(keras.layers.BatchNormalization):
+    """Keras' BatchNormalization (same weights, moving statistics and inference path), optionally
+    followed by SiLU, whose training step on one device runs with a hand-written gradient:
+    activations, statistics and gradients equal the stock layer's to float rounding."""
+
+    def __init__(self, channels, swish=False, **kwargs):
+        super().__init__(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, **kwargs)
+        self.swish = swish
+        self.build((None, None, None, channels))
+
+    def call(self, x, training=False):
+        if not (training and self.trainable) or self.synchronized:
+            out = super().call(x, training=training)
+            return ops.silu(out) if self.swish else out
+        x = ops.cast(x, 'float32')
+        mean, variance = (ops.stop_gradient(m) for m in ops.moments(x, axes=(0, 1, 2)))
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            moving.assign(moving * self.momentum + batch * (1.0 - self.momentum))
+        out = normalize_with_batch_statistics(
+            x, self.gamma.value, self.beta.value, mean, variance, self.epsilon, self.swish
+        )
+        return ops.cast(out, self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        for derived in ('momentum', 'epsilon'):
+            config.pop(derived)
+        return {**config, 'channels': self.gamma.shape[0], 'swish': self.swish}
 
 
 def upsample_nearest(x):
@@ -145,10 +208,10 @@ class Conv2D(keras.layers.Layer):
 class BNSwish(keras.layers.Layer):
     def __init__(self, channels, **kwargs):
         super().__init__(**kwargs)
-        self.bn = batch_norm(channels, self.dtype_policy)
+        self.bn = BatchNorm(channels, swish=True, dtype=self.dtype_policy)
 
     def call(self, x, training=False):
-        return ops.silu(self.bn(x, training=training))
+        return self.bn(x, training=training)
 
 
 @keras.saving.register_keras_serializable('nvae')
@@ -240,7 +303,7 @@ class InvertedResidualBranch(keras.layers.Layer):
         dtype = self.dtype_policy
         hidden = int(round(in_channels * expansion))
         self.upsample = upsample
-        self.bn_in = batch_norm(in_channels, dtype)
+        self.bn_in = BatchNorm(in_channels, dtype=dtype)
         self.expand = Conv2D(in_channels, hidden, 1, use_bias=False, weight_norm=False, dtype=dtype)
         self.act1 = BNSwish(hidden, dtype=dtype)
         self.depthwise = Conv2D(
@@ -250,7 +313,7 @@ class InvertedResidualBranch(keras.layers.Layer):
         self.project = Conv2D(
             hidden, out_channels, 1, use_bias=False, weight_norm=False, dtype=dtype
         )
-        self.bn_out = batch_norm(out_channels, dtype)
+        self.bn_out = BatchNorm(out_channels, dtype=dtype)
 
     def call(self, x, training=False):
         if self.upsample:

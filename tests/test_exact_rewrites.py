@@ -1,0 +1,121 @@
+"""The model's faster formulations equal the straightforward ones they replace, values and
+gradients, to float32 rounding, on TensorFlow and on JAX.
+
+Each case builds (rewritten, straightforward, inputs); bench/bench_rewrites.py times the same
+cases at the `cpu` preset's sizes.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from model_code.layers import (
+    BN_EPSILON,
+    normalize_with_batch_statistics,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _normal(shape, seed, scale=1.0, shift=0.0):
+    return (scale * np.random.default_rng(seed).standard_normal(shape) + shift).astype('float32')
+
+
+def batch_norm_case(shape=(4, 6, 6, 8), swish=True):
+    """BatchNorm training step (+ SiLU) with the hand-written gradient vs Keras' formulas."""
+    channels = shape[-1]
+    # Activations with a mean far from zero, as after a residual stack.
+    x = _normal(shape, 0, 3.0, 2.0)
+    gamma = np.random.default_rng(1).uniform(0.5, 1.5, channels).astype('float32')
+    beta = _normal(channels, 2)
+
+    def stock(x, gamma, beta):  # what Keras' BatchNormalization + SiLU compute in training
+        mean, variance = ops.moments(x, axes=(0, 1, 2))
+        y = ops.batch_normalization(x, mean, variance, -1, beta, gamma, BN_EPSILON)
+        return ops.silu(y) if swish else y
+
+    def fused(x, gamma, beta):
+        mean, variance = (ops.stop_gradient(m) for m in ops.moments(x, axes=(0, 1, 2)))
+        return normalize_with_batch_statistics(x, gamma, beta, mean, variance, BN_EPSILON, swish)
+
+    return fused, stock, (x, gamma, beta)
+
+
+CASES = {
+    'batch_norm': lambda: batch_norm_case(swish=False),
+    'batch_norm_swish': batch_norm_case,
+}
+
+
+def gradients(fn, *args):
+    """d fn(*args) / d args, as numpy arrays, on the current backend (fn returns a scalar)."""
+    if keras.backend.backend() == 'tensorflow':
+        import tensorflow as tf
+
+        args = [tf.convert_to_tensor(a) for a in args]
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            value = fn(*args)
+        return [g.numpy() for g in tape.gradient(value, args)]
+    import jax
+
+    return [np.asarray(g) for g in jax.grad(fn, argnums=tuple(range(len(args))))(*args)]
+
+
+def np_(x):
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def relative_error(a, b):
+    a, b = np.asarray(a, 'float64'), np.asarray(b, 'float64')
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+def errors(new, old, args):
+    """Largest relative error of new against old: the value, then the gradient of a random
+    projection of the output with respect to each input."""
+    reference = np_(old(*args))
+    probe = _normal(reference.shape, 8)
+    found = [relative_error(np_(new(*args)), reference)]
+    new_grads = gradients(lambda *a: ops.sum(new(*a) * probe), *args)
+    old_grads = gradients(lambda *a: ops.sum(old(*a) * probe), *args)
+    return found + [relative_error(n, o) for n, o in zip(new_grads, old_grads, strict=True)]
+
+
+def measure():
+    result = {'backend': keras.backend.backend()}
+    for name, case in CASES.items():
+        result[name] = errors(*case())
+    return result
+
+
+@pytest.mark.parametrize('backend', ['tensorflow', 'jax'])
+def test_rewrites_equal_the_formulations_they_replace(backend):
+    run = subprocess.run(
+        [
+            sys.executable,
+            '-c',
+            'import json; from tests.test_exact_rewrites import measure; '
+            'print(json.dumps(measure()))',
+        ],
+        env={**os.environ, 'KERAS_BACKEND': backend, 'PYTHONPATH': str(REPO)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result.pop('backend') == backend
+    assert set(result) == set(CASES)
+    for name, found in result.items():
+        # [value, gradient of each input]; only the order of float32 sums differs.
+        assert len(found) >= 2, name
+        assert max(found) < 1e-5, (name, found)
