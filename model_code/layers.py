@@ -159,6 +159,7 @@ class Conv2D(keras.layers.Layer):
             else None
         )
         self.log_weight_norm = None
+        self.built = True
         if weight_norm:
             self.log_weight_norm = self.add_weight(
                 shape=(filters,), initializer='zeros', name='log_weight_norm'
@@ -243,7 +244,16 @@ class SqueezeExcite(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable('nvae')
 class FactorizedReduce(keras.layers.Layer):
-    """Down-sampling skip: Swish, then four 1x1 stride-2 convs on shifted grids."""
+    """Down-sampling skip: Swish, then four 1x1 stride-2 convs on shifted grids, concatenated.
+
+    The grids start at (row, column) offsets (0, 0), (1, 1), (0, 1) and (1, 0), i.e. the four
+    pixels of every 2x2 block. They are run as one 1x1 conv over the blocks' pixels stacked on
+    channels, with the four kernels on the block diagonal of one kernel: the same sums (plus
+    exact zeros), without the strided slices, whose gradients are full-size scatters.
+    """
+
+    # Index of each conv's pixel in a 2x2 block flattened row-major.
+    BLOCK_PIXEL = (0, 3, 1, 2)
 
     def __init__(self, in_channels, out_channels, **kwargs):
         super().__init__(**kwargs)
@@ -252,11 +262,26 @@ class FactorizedReduce(keras.layers.Layer):
         self.convs = [Conv2D(in_channels, n, 1, strides=2, dtype=self.dtype_policy) for n in sizes]
 
     def call(self, x):
-        x = ops.silu(x)
-        shifted = [x, x[:, 1:, 1:], x[:, :, 1:], x[:, 1:, :]]
-        return ops.concatenate(
-            [conv(s) for conv, s in zip(self.convs, shifted, strict=True)], axis=-1
+        _, height, width, channels = x.shape
+        x = ops.reshape(ops.silu(x), (-1, height // 2, 2, width // 2, 2, channels))
+        x = ops.reshape(
+            ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, height // 2, width // 2, 4 * channels)
         )
+        kernels = [ops.cast(conv.effective_kernel()[0, 0], x.dtype) for conv in self.convs]
+        pixel_rows = []
+        for pixel in range(4):
+            pixel_rows.append(
+                ops.concatenate(
+                    [
+                        k if self.BLOCK_PIXEL[i] == pixel else ops.zeros_like(k)
+                        for i, k in enumerate(kernels)
+                    ],
+                    axis=1,
+                )
+            )
+        kernel = ops.concatenate(pixel_rows, axis=0)[None, None]
+        bias = ops.concatenate([ops.cast(conv.bias, x.dtype) for conv in self.convs], axis=0)
+        return ops.conv(x, kernel) + bias
 
 
 @keras.saving.register_keras_serializable('nvae')

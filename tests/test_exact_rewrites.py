@@ -18,6 +18,7 @@ from keras import ops
 
 from model_code.layers import (
     BN_EPSILON,
+    FactorizedReduce,
     normalize_with_batch_statistics,
 )
 
@@ -48,9 +49,21 @@ def batch_norm_case(shape=(4, 6, 6, 8), swish=True):
     return fused, stock, (x, gamma, beta)
 
 
+def factorized_reduce_case(shape=(2, 8, 8, 6)):
+    layer = FactorizedReduce(shape[-1], 2 * shape[-1])
+
+    def four_strided_convs(x):  # the official formulation
+        x = ops.silu(x)
+        shifted = [x, x[:, 1:, 1:], x[:, :, 1:], x[:, 1:, :]]
+        return ops.concatenate([c(s) for c, s in zip(layer.convs, shifted, strict=True)], -1)
+
+    return layer, four_strided_convs, (_normal(shape, 3),)
+
+
 CASES = {
     'batch_norm': lambda: batch_norm_case(swish=False),
     'batch_norm_swish': batch_norm_case,
+    'factorized_reduce': factorized_reduce_case,
 }
 
 
