@@ -27,6 +27,7 @@ from keras import ops  # noqa: E402
 from bench.machine import append_result  # noqa: E402
 from tests.test_exact_rewrites import (  # noqa: E402
     batch_norm_case,
+    bilinear_case,
     factorized_reduce_case,
 )
 
@@ -35,6 +36,7 @@ CPU_PRESET_CASES = {
     'batch_norm_swish 32x32x96': lambda: batch_norm_case((64, 32, 32, 96), swish=True),
     'batch_norm 32x32x16': lambda: batch_norm_case((64, 32, 32, 16), swish=False),
     'factorized_reduce 32x32x16': lambda: factorized_reduce_case((64, 32, 32, 16)),
+    'upsample_bilinear 16x16x32': lambda: bilinear_case((64, 16, 16, 32)),
 }
 
 

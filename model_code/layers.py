@@ -115,10 +115,13 @@ def upsample_bilinear_align_corners(x):
     Keras' UpSampling2D('bilinear') uses half-pixel centres, which gives
     different values; here the separable interpolation is two small matmuls.
     """
-    rows = ops.cast(_align_corners_matrix(x.shape[1]), x.dtype)
-    cols = ops.cast(_align_corners_matrix(x.shape[2]), x.dtype)
-    x = ops.einsum('ih,bhwc->biwc', rows, x)
-    return ops.einsum('jw,biwc->bijc', cols, x)
+    _, height, width, channels = x.shape
+    rows = ops.cast(_align_corners_matrix(height), x.dtype)
+    cols = ops.cast(_align_corners_matrix(width), x.dtype)
+    # Broadcast matrix products over reshaped views: no transposes (an einsum needs two).
+    x = ops.matmul(rows, ops.reshape(x, (-1, height, width * channels)))
+    x = ops.matmul(cols, ops.reshape(x, (-1, width, channels)))
+    return ops.reshape(x, (-1, 2 * height, 2 * width, channels))
 
 
 @keras.saving.register_keras_serializable('nvae')

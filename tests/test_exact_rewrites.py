@@ -19,7 +19,9 @@ from keras import ops
 from model_code.layers import (
     BN_EPSILON,
     FactorizedReduce,
+    _align_corners_matrix,
     normalize_with_batch_statistics,
+    upsample_bilinear_align_corners,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,10 +62,19 @@ def factorized_reduce_case(shape=(2, 8, 8, 6)):
     return layer, four_strided_convs, (_normal(shape, 3),)
 
 
+def bilinear_case(shape=(2, 3, 5, 4)):
+    def einsums(x):
+        x = ops.einsum('ih,bhwc->biwc', _align_corners_matrix(shape[1]), x)
+        return ops.einsum('jw,biwc->bijc', _align_corners_matrix(shape[2]), x)
+
+    return upsample_bilinear_align_corners, einsums, (_normal(shape, 4),)
+
+
 CASES = {
     'batch_norm': lambda: batch_norm_case(swish=False),
     'batch_norm_swish': batch_norm_case,
     'factorized_reduce': factorized_reduce_case,
+    'upsample_bilinear': bilinear_case,
 }
 
 
