@@ -29,6 +29,7 @@ from tests.test_exact_rewrites import (  # noqa: E402
     batch_norm_case,
     bilinear_case,
     factorized_reduce_case,
+    nearest_case,
 )
 
 # The largest instance of each operation in the `cpu` preset, batch 64.
@@ -37,6 +38,7 @@ CPU_PRESET_CASES = {
     'batch_norm 32x32x16': lambda: batch_norm_case((64, 32, 32, 16), swish=False),
     'factorized_reduce 32x32x16': lambda: factorized_reduce_case((64, 32, 32, 16)),
     'upsample_bilinear 16x16x32': lambda: bilinear_case((64, 16, 16, 32)),
+    'upsample_nearest 16x16x96': lambda: nearest_case((64, 16, 16, 96)),
 }
 
 

@@ -22,6 +22,7 @@ from model_code.layers import (
     _align_corners_matrix,
     normalize_with_batch_statistics,
     upsample_bilinear_align_corners,
+    upsample_nearest,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,11 +71,19 @@ def bilinear_case(shape=(2, 3, 5, 4)):
     return upsample_bilinear_align_corners, einsums, (_normal(shape, 4),)
 
 
+def nearest_case(shape=(2, 3, 4, 5)):
+    def repeats(x):
+        return ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
+
+    return upsample_nearest, repeats, (_normal(shape, 5),)
+
+
 CASES = {
     'batch_norm': lambda: batch_norm_case(swish=False),
     'batch_norm_swish': batch_norm_case,
     'factorized_reduce': factorized_reduce_case,
     'upsample_bilinear': bilinear_case,
+    'upsample_nearest': nearest_case,
 }
 
 
