@@ -30,6 +30,7 @@ from tests.test_exact_rewrites import (  # noqa: E402
     bilinear_case,
     factorized_reduce_case,
     nearest_case,
+    up_branch_case,
 )
 
 # The largest instance of each operation in the `cpu` preset, batch 64.
@@ -39,6 +40,7 @@ CPU_PRESET_CASES = {
     'factorized_reduce 32x32x16': lambda: factorized_reduce_case((64, 32, 32, 16)),
     'upsample_bilinear 16x16x32': lambda: bilinear_case((64, 16, 16, 32)),
     'upsample_nearest 16x16x96': lambda: nearest_case((64, 16, 16, 96)),
+    'up_branch 16x16x32 x3': lambda: up_branch_case((64, 16, 16, 32), expansion=3),
 }
 
 

@@ -346,11 +346,13 @@ class InvertedResidualBranch(keras.layers.Layer):
         self.bn_out = BatchNorm(out_channels, dtype=dtype)
 
     def call(self, x, training=False):
+        x = self.act1(self.expand(self.bn_in(x, training=training)), training=training)
         if self.upsample:
+            # The official model up-samples first. BatchNorm, the 1x1 conv and Swish act per
+            # pixel, and a nearest-neighbour copy has the statistics of its source, so up-sampling
+            # after them is the same function on a quarter of the pixels.
             x = upsample_nearest(x)
-        x = self.expand(self.bn_in(x, training=training))
-        x = self.depthwise(self.act1(x, training=training))
-        x = self.project(self.act2(x, training=training))
+        x = self.project(self.act2(self.depthwise(x), training=training))
         return self.bn_out(x, training=training)
 
 

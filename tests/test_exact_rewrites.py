@@ -19,6 +19,7 @@ from keras import ops
 from model_code.layers import (
     BN_EPSILON,
     FactorizedReduce,
+    InvertedResidualBranch,
     _align_corners_matrix,
     normalize_with_batch_statistics,
     upsample_bilinear_align_corners,
@@ -78,12 +79,25 @@ def nearest_case(shape=(2, 3, 4, 5)):
     return upsample_nearest, repeats, (_normal(shape, 5),)
 
 
+def up_branch_case(shape=(3, 4, 4, 4), expansion=3):
+    """Decoder up-sampling branch: BN, expand and BN-Swish before the nearest x2 copy."""
+    branch = InvertedResidualBranch(shape[-1], shape[-1] // 2, expansion, upsample=True)
+
+    def upsample_first(x):  # the official order
+        x = branch.expand(branch.bn_in(upsample_nearest(x), training=True))
+        x = branch.depthwise(branch.act1(x, training=True))
+        return branch.bn_out(branch.project(branch.act2(x, training=True)), training=True)
+
+    return lambda x: branch(x, training=True), upsample_first, (_normal(shape, 6, 2.0, 1.0),)
+
+
 CASES = {
     'batch_norm': lambda: batch_norm_case(swish=False),
     'batch_norm_swish': batch_norm_case,
     'factorized_reduce': factorized_reduce_case,
     'upsample_bilinear': bilinear_case,
     'upsample_nearest': nearest_case,
+    'up_branch': up_branch_case,
 }
 
 
