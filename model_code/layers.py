@@ -23,6 +23,21 @@ def torch_uniform(fan_in):
     return keras.initializers.RandomUniform(-bound, bound)
 
 
+def channel_sums(x):
+    """Sums over batch and pixels per channel of [B, H, W, C], as the product of a row of ones
+    with the [BHW, C] matrix: a bandwidth-bound GEMV, ~3x faster on CPU than TensorFlow's
+    reduction over leading axes for the large activations."""
+    rows = ops.reshape(x, (-1, x.shape[-1]))
+    return ops.matmul(ops.ones((1, ops.shape(rows)[0]), rows.dtype), rows)[0]
+
+
+def batch_moments(x):
+    """Mean and biased variance per channel (two passes, as ops.moments), from channel_sums."""
+    count = ops.cast(ops.size(x) // x.shape[-1], x.dtype)
+    mean = channel_sums(x) / count
+    return mean, channel_sums(ops.square(x - mean)) / count
+
+
 def normalize_with_batch_statistics(x, gamma, beta, mean, variance, epsilon, swish):
     """gamma (x - mean) / sqrt(variance + epsilon) + beta, then SiLU if swish, in float32, for
     statistics taken from x itself; the gradient is written out by hand.
@@ -46,9 +61,9 @@ def normalize_with_batch_statistics(x, gamma, beta, mean, variance, epsilon, swi
             # SiLU'(y) = s (1 + y - y s).
             dy = upstream * (gate * (1.0 + y - out)) if swish else upstream
             centered = x - mean
-            count = ops.cast(ops.size(x) // ops.shape(x)[-1], 'float32')
-            d_beta = ops.sum(dy, axis=(0, 1, 2))
-            d_centered = ops.sum(dy * centered, axis=(0, 1, 2))
+            count = ops.cast(ops.size(x) // x.shape[-1], 'float32')
+            d_beta = channel_sums(dy)
+            d_centered = channel_sums(dy * centered)
             # dL/dx = scale (dy - mean(dy) - xhat mean(dy xhat)), xhat = centered * inv_std.
             dx = dy * scale - (
                 centered * (scale * ops.square(inv_std) * d_centered / count)
@@ -77,7 +92,7 @@ class BatchNorm(keras.layers.BatchNormalization):
             out = super().call(x, training=training)
             return ops.silu(out) if self.swish else out
         x = ops.cast(x, 'float32')
-        mean, variance = (ops.stop_gradient(m) for m in ops.moments(x, axes=(0, 1, 2)))
+        mean, variance = (ops.stop_gradient(m) for m in batch_moments(x))
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
             moving.assign(moving * self.momentum + batch * (1.0 - self.momentum))
         out = normalize_with_batch_statistics(
