@@ -13,9 +13,11 @@ on all sides alike, which is what makes ratios on a shared machine fair. Sides:
                        (official_nvae.py, beside bench_official.py; its README says how to set
                        up the source and a Python with torch, outside this repository).
 
-Reports, per side, the median wall and CPU seconds per step and images/s, and for every side
-after the first the median of its per-round speed ratios against the first; appends the result,
-with the load average of every round, to bench/results.jsonl.
+Reports, per side, the median, lower-quartile and fastest wall seconds per step, median CPU
+seconds and images/s, and for every side after the first the median of its per-round speed
+ratios against the first and the ratio of the fastest steps (the least disturbed by other work:
+PyTorch's OpenMP threads slow down far more than TensorFlow's when the cores are shared);
+appends the result, with the load average of every round, to bench/results.jsonl.
 
     python bench/bench_side_by_side.py --preset cpu --batch-size 64 --rounds 20 --ours . \\
         --official-python VENV/bin/python --official-dir NVAE_CHECKOUT \\
@@ -93,11 +95,16 @@ class Side:
         self.steps = []
 
     def _read(self):
-        line = self.process.stdout.readline()
-        if not line:
-            self.process.wait()
-            raise RuntimeError(f'{self.name} exited ({self.process.returncode}): {self.command}')
-        return json.loads(line)
+        """The next JSON line of the worker (the official code prints other lines too)."""
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                self.process.wait()
+                raise RuntimeError(
+                    f'{self.name} exited ({self.process.returncode}): {" ".join(self.command)}'
+                )
+            if line.startswith('{'):
+                return json.loads(line)
 
     def step(self):
         self.process.stdin.write('step\n')
@@ -125,6 +132,11 @@ def main(argv=None):
     parser.add_argument('--official-python', help='Python with torch for the official code')
     parser.add_argument('--official-dir', help='a checkout of NVlabs/NVAE')
     parser.add_argument('--official-timing-dir', help='directory of official_nvae.py')
+    parser.add_argument(
+        '--official-env',
+        default='',
+        help="'VAR=VALUE ...' for the official side (e.g. OMP_WAIT_POLICY=PASSIVE)",
+    )
     parser.add_argument('--note', default='', help='free text stored with the result')
     parser.add_argument('--no-save', action='store_true', help='print only')
     args = parser.parse_args(argv)
@@ -147,6 +159,7 @@ def main(argv=None):
             args.official_dir,
             *common,
         ]
+        envs['official'] = dict(setting.split('=', 1) for setting in args.official_env.split())
     for spec in args.ours:
         repo, *settings = spec.split()
         name = 'ours' if len(args.ours) == 1 else f'ours:{spec}'
@@ -178,12 +191,16 @@ def main(argv=None):
             side.close()
 
     def summary(side):
-        wall = statistics.median(s['wall_s'] for s in side.steps)
+        walls = sorted(s['wall_s'] for s in side.steps)
+        wall = statistics.median(walls)
         return {
             'command': ' '.join(side.command),
             'environment': side.env,
             'info': side.info,
             'median_wall_s': round(wall, 4),
+            # The least disturbed steps: other work on the machine only ever adds time.
+            'min_wall_s': round(walls[0], 4),
+            'lower_quartile_wall_s': round(walls[len(walls) // 4], 4),
             'median_cpu_s': round(statistics.median(s['cpu_s'] for s in side.steps), 4),
             'images_per_s': round(args.batch_size / wall, 2),
             'wall_s': [round(s['wall_s'], 4) for s in side.steps],
@@ -205,6 +222,12 @@ def main(argv=None):
                     b['wall_s'] / s['wall_s'] for b, s in zip(base.steps, side.steps, strict=True)
                 ),
                 3,
+            )
+            for side in sides[1:]
+        },
+        'speed_ratio_of_fastest_steps_vs_' + base.name: {
+            side.name: round(
+                min(s['wall_s'] for s in base.steps) / min(s['wall_s'] for s in side.steps), 3
             )
             for side in sides[1:]
         },
