@@ -8,7 +8,6 @@
 Everything after a bare '--' is passed to Beam unchanged (any runner's flags).
 """
 
-import os
 import sys
 
 from pipeline import cli, configs, logging_setup
@@ -46,7 +45,7 @@ def main(argv=None):
             enable_cache=not args.no_cache,
             training=cli.training_options(args),
             evaluation=cli.evaluation_options(args),
-            serving_dir=args.serving_dir and os.path.abspath(args.serving_dir),
+            serving_dir=cli.local_path(args.serving_dir),
         )
     except (DataError, ValueError) as e:
         sys.exit(f'error: {e}')
