@@ -18,11 +18,30 @@ def parse_args(argv):
     p.add_argument('--metadata_path', help='SQLite ML Metadata file; default: outputs/metadata/...')
     p.add_argument('--no_cache', action='store_true', help='re-run every component')
     p.add_argument('--verbose', action='store_true', help='show all TFX/Beam/TensorFlow logs')
+    p.add_argument(
+        '--print_config',
+        action='store_true',
+        help='print the resolved configuration (preset, schedule, evaluation protocol, Beam '
+        'args) as JSON and exit before anything runs',
+    )
     return cli.parse(p, argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    name = configs.pipeline_name(args.dataset)
+    metadata_path = args.metadata_path or configs.metadata_path(args.dataset)
+    pipeline_root = args.pipeline_root or configs.pipeline_root(args.dataset)
+    serving_dir = cli.local_path(args.serving_dir or configs.serving_dir(args.dataset))
+    if args.print_config:
+        cli.print_config(
+            args,
+            pipeline_root=pipeline_root,
+            metadata_path=metadata_path,
+            serving_dir=serving_dir,
+            enable_cache=not args.no_cache,
+        )
+        return
     logging_setup.configure(args.verbose)
     configs.tensorflow_environment()
     from tfx import v1 as tfx
@@ -30,12 +49,10 @@ def main(argv=None):
     from nvae_tfx.data.errors import DataError
     from pipeline import nvae_pipeline, report
 
-    name = configs.pipeline_name(args.dataset)
-    metadata_path = args.metadata_path or configs.metadata_path(args.dataset)
     try:
         pipeline = nvae_pipeline.create_pipeline(
             pipeline_name=name,
-            pipeline_root=args.pipeline_root or configs.pipeline_root(args.dataset),
+            pipeline_root=pipeline_root,
             source=cli.source_options(args),
             transform=cli.transform_options(args),
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
@@ -45,7 +62,7 @@ def main(argv=None):
             enable_cache=not args.no_cache,
             training=cli.training_options(args),
             evaluation=cli.evaluation_options(args),
-            serving_dir=cli.local_path(args.serving_dir),
+            serving_dir=serving_dir,
         )
     except (DataError, ValueError) as e:
         sys.exit(f'error: {e}')
