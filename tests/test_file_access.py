@@ -161,3 +161,111 @@ def test_components_and_library_use_no_local_only_file_calls():
 )
 def test_the_check_finds_local_only_calls(source, expected):
     assert local_calls(source) == expected
+
+
+# --- The same functions on a file system that is not the local disk ----------------------------
+# TensorFlow's in-memory ram:// file system, reached only through tf.io.gfile: a call that goes
+# to the local disk instead finds nothing there (tests/test_vertex_local_run.py covers gs://
+# across processes).
+
+
+@pytest.fixture
+def ram_dir(request):
+    import tensorflow as tf
+
+    root = f'ram://{request.node.name}'
+    tf.io.gfile.makedirs(root)
+    yield root
+    tf.io.gfile.rmtree(root)
+
+
+def test_transformed_examples_are_read_from_any_file_system(ram_dir):
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+    from nvae_tfx.data import transformed
+
+    spec = {
+        'image': tf.io.FixedLenFeature([4], tf.float32),
+        'label': tf.io.FixedLenFeature([], tf.int64),
+    }
+    graph = f'{ram_dir}/transform_graph'
+    metadata_io.write_metadata(
+        dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec)),
+        f'{graph}/transformed_metadata',
+    )
+    images = np.arange(20, dtype=np.float32).reshape(5, 4)
+    examples = f'{ram_dir}/examples'
+    for shard, rows in (('00000-of-00002', range(0, 3)), ('00001-of-00002', range(3, 5))):
+        tf.io.gfile.makedirs(f'{examples}/Split-eval')
+        options = tf.io.TFRecordOptions(compression_type='GZIP')
+        with tf.io.TFRecordWriter(f'{examples}/Split-eval/data-{shard}.gz', options) as writer:
+            for i in rows:
+                feature = {
+                    'image': tf.train.Feature(float_list=tf.train.FloatList(value=images[i])),
+                    'label': tf.train.Feature(int64_list=tf.train.Int64List(value=[i])),
+                }
+                writer.write(
+                    tf.train.Example(
+                        features=tf.train.Features(feature=feature)
+                    ).SerializeToString()
+                )
+    data = transformed.read_transformed_split(examples, graph, 'eval')
+    np.testing.assert_array_equal(data['image'], images)
+    np.testing.assert_array_equal(data['label'], np.arange(5))
+    assert len(transformed.read_transformed_split(examples, graph, 'eval', limit=2)['label']) == 2
+    with pytest.raises(FileNotFoundError, match=f'{examples}/Split-train: no transformed examples'):
+        transformed.read_transformed_split(examples, graph, 'train')
+
+
+def test_digit_classifier_is_saved_and_loaded_on_any_file_system(ram_dir):
+    import numpy as np
+    import tensorflow as tf
+
+    from nvae_tfx.evaluation import feature_networks as fn
+
+    model = fn.build_digit_classifier()
+    directory = f'{ram_dir}/classifier'
+    fn.save_digit_classifier(model, directory, eval_accuracy=0.5)
+    assert sorted(tf.io.gfile.listdir(directory)) == [
+        'digit_classifier.json',
+        'digit_classifier.keras',
+    ]
+    network = fn.load_digit_classifier(directory)
+    assert network.name == fn.DIGIT_CLASSIFIER_NAME and network.info['eval_accuracy'] == 0.5
+    images = np.random.RandomState(0).uniform(0, 1, (3, 32, 32, 1)).astype(np.float32)
+    expected = fn.digit_classifier_features(model).features(images)
+    np.testing.assert_allclose(network.features(images), expected, rtol=1e-5, atol=1e-6)
+    tf.io.gfile.remove(f'{directory}/digit_classifier.json')
+    with pytest.raises(FileNotFoundError, match=f'{directory}/digit_classifier.json: missing'):
+        fn.load_digit_classifier(directory)
+
+
+@pytest.mark.slow
+def test_inception_weights_are_read_from_any_file_system(ram_dir, tmp_path):
+    import h5py
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from nvae_tfx.evaluation import feature_networks as fn
+
+    reference = keras.applications.InceptionV3(
+        include_top=False, pooling='avg', weights=None, input_shape=(299, 299, 3)
+    )
+    local = str(tmp_path / fn.INCEPTION_WEIGHTS_FILE)
+    with h5py.File(local, 'w') as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, reference)
+    weights = f'{ram_dir}/weights/{fn.INCEPTION_WEIGHTS_FILE}'
+    tf.io.gfile.makedirs(f'{ram_dir}/weights')
+    tf.io.gfile.copy(local, weights)
+    network = fn.load_inception_v3(weights)
+    assert network.info == {'weights': weights}  # the URI, not the temporary copy
+    rgb = np.random.RandomState(0).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
+    expected = reference(tf.image.resize(rgb, (299, 299)) * 2 - 1).numpy()
+    np.testing.assert_allclose(network.features(rgb), expected, rtol=1e-4, atol=1e-5)
+    for missing in (f'{ram_dir}/nothing.h5', f'{ram_dir}/weights'):
+        with pytest.raises(FileNotFoundError, match=f'{missing}: Inception-v3 weights file not'):
+            fn.load_inception_v3(missing)
