@@ -236,16 +236,21 @@ def parse(
     return args
 
 
-def _local(path: str) -> str:
-    """User paths on this machine become absolute; remote URIs (gs://...) stay as they are."""
-    return path if not path or '://' in path else os.path.abspath(os.path.expanduser(path))
+def is_uri(path: str) -> bool:
+    """A path on a file system tf.io.gfile reaches by scheme (gs://...), not on this machine."""
+    return '://' in path
+
+
+def local_path(path: str | None) -> str | None:
+    """User paths on this machine become absolute; URIs (gs://...) stay as they are."""
+    return path if not path or is_uri(path) else os.path.abspath(os.path.expanduser(path))
 
 
 def source_options(args) -> options.SourceOptions:
     return options.SourceOptions(
         dataset=args.dataset,
         source=args.source,
-        data_dir=_local(args.data_dir),
+        data_dir=local_path(args.data_dir),
         on_corrupt=args.on_corrupt,
     )
 
@@ -297,7 +302,7 @@ def evaluation_options(args, **runtime_parameters) -> options.EvaluationOptions:
         readjust_bn_batch=args.readjust_bn_batch,
         digit_classifier=not args.no_digit_classifier,
         digit_classifier_epochs=args.digit_classifier_epochs,
-        inception_weights=_local(args.inception_weights),
+        inception_weights=local_path(args.inception_weights),
         max_nll=args.max_nll,
         max_fid=args.max_fid,
         max_regression=args.max_regression,

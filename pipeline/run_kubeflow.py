@@ -14,6 +14,11 @@ given here; data components run Beam with the args after a bare '--' (default: t
 multi-processing DirectRunner inside their container). --iw_samples, --fid_samples and
 --max_regression become the job's runtime parameters: their values here are the defaults,
 changeable per run without recompiling.
+
+Paths are read where the components run, not here: --pipeline_root, --serving_dir, --data_dir and
+--inception_weights must be URIs the containers reach (gs://...). A local path is refused unless
+--in_image names it as a path inside the containers (baked into the image, or mounted, such as
+Vertex AI's Cloud Storage mount /gcs/BUCKET); it is then passed on as it is, unchecked.
 """
 
 import os
@@ -32,6 +37,8 @@ RUNTIME_PARAMETERS = {
 }
 # Nodes that run the NVAE and so get the Trainer's resources.
 MODEL_NODES = ('Trainer', 'GenerativeEvaluator')
+# Flags naming paths that only the containers read or write, at run time.
+RUNTIME_PATHS = ('pipeline_root', 'serving_dir', 'data_dir', 'inception_weights')
 
 
 def parse_args(argv):
@@ -61,6 +68,15 @@ def parse_args(argv):
     p.add_argument('--no_cache', action='store_true', help='re-run every component')
     p.add_argument('--verbose', action='store_true', help='show all TFX/Beam/TensorFlow logs')
     p.add_argument(
+        '--in_image',
+        action='append',
+        default=[],
+        metavar='PATH',
+        help='a local path given to --' + ', --'.join(RUNTIME_PATHS) + ' that exists inside the '
+        'containers (baked into the image, or mounted, e.g. /gcs/BUCKET on Vertex AI); '
+        'repeat for several. Other local paths are refused: containers cannot read this machine',
+    )
+    p.add_argument(
         '--print_config',
         action='store_true',
         help='print the resolved configuration as JSON and exit without compiling',
@@ -71,9 +87,35 @@ def parse_args(argv):
             '--pipeline_root is required (a bucket path such as gs://BUCKET/nvae, which every '
             'component can reach)'
         )
+    problem = runtime_path_problem(args)
+    if problem:
+        p.error(problem)
     if args.submit and not args.project:
         p.error('--submit needs --project')
     return args
+
+
+def runtime_path_problem(args) -> str | None:
+    """What is wrong with the paths the containers will read, or None: each must be a URI or a
+    path --in_image declares inside the containers, and each --in_image path one of them."""
+    in_image = {os.path.normpath(path): path for path in args.in_image}
+    for path in in_image.values():
+        if not os.path.isabs(path):
+            return f'--in_image={path}: give the absolute path inside the containers'
+    for flag in RUNTIME_PATHS:
+        path = getattr(args, flag)
+        if not path or cli.is_uri(path) or os.path.normpath(path) in in_image:
+            continue
+        return (
+            f"--{flag}={path} is a path on this machine, which the pipeline's containers cannot "
+            f'read: give a URI such as gs://BUCKET/..., or, if the path exists inside the '
+            f'containers (baked into the image or mounted), add --in_image={path}'
+        )
+    given = {os.path.normpath(getattr(args, f)) for f in RUNTIME_PATHS if getattr(args, f)}
+    for normalized, path in in_image.items():
+        if normalized not in given:
+            return f'--in_image={path} is none of --' + ', --'.join(RUNTIME_PATHS)
+    return None
 
 
 def resource_spec(gpus: int, gpu_type: str, cpus: float, memory_gb: float):
@@ -131,6 +173,8 @@ def build_pipeline(args):
         serving_dir=serving_dir(args),
         user_code='installed',
         image_root=configs.IMAGE_PROJECT_ROOT,
+        # The data is where the containers run: ImageExampleGen validates it there, first.
+        validate_source=False,
     )
     resources = resource_spec(args.gpus, args.gpu_type, args.cpus, args.memory_gb)
     for component in pipeline.components:

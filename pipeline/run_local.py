@@ -8,7 +8,6 @@
 Everything after a bare '--' is passed to Beam unchanged (any runner's flags).
 """
 
-import os
 import sys
 
 from pipeline import cli, configs, logging_setup
@@ -33,7 +32,7 @@ def main(argv=None):
     name = configs.pipeline_name(args.dataset)
     metadata_path = args.metadata_path or configs.metadata_path(args.dataset)
     pipeline_root = args.pipeline_root or configs.pipeline_root(args.dataset)
-    serving_dir = os.path.abspath(args.serving_dir or configs.serving_dir(args.dataset))
+    serving_dir = cli.local_path(args.serving_dir or configs.serving_dir(args.dataset))
     if args.print_config:
         cli.print_config(
             args,

@@ -32,10 +32,14 @@ pytestmark = pytest.mark.slow  # each compile builds the whole pipeline (10-40 s
 
 
 def compile_job(tmp_path, *argv):
+    """The root is local, declared as mounted in the containers: compiling must write nothing
+    there."""
     output = tmp_path / 'job.json'
     run_kubeflow.main(
         [
             '--pipeline_root',
+            str(tmp_path / 'root'),
+            '--in_image',
             str(tmp_path / 'root'),
             '--image',
             IMAGE,
@@ -55,6 +59,7 @@ def gpu_job(tmp_path_factory):
         tmp_path,
         '--source=idx',
         '--data_dir=gs://bucket/mnist',
+        '--inception_weights=gs://bucket/weights/inception.h5',
         '--gpus=2',
         '--gpu_type=NVIDIA_TESLA_A100',
         '--cpus=12',
@@ -192,6 +197,49 @@ def test_paths_are_the_images(gpu_job):
     assert schema == configs.IMAGE_PROJECT_ROOT + '/schemas/mnist/schema.pbtxt'
     assert os.path.isfile(configs.PROJECT_ROOT + schema[len(configs.IMAGE_PROJECT_ROOT) :])
     assert parameter(tasks(job)['ImageExampleGen'], 'input_base') == 'gs://bucket/mnist'
+    evaluator = tasks(job)['GenerativeEvaluator']
+    assert parameter(evaluator, 'inception_weights') == 'gs://bucket/weights/inception.h5'
+
+
+def test_local_runtime_paths_are_refused_unless_in_the_image(capsys):
+    base = ['--image', IMAGE, '--pipeline_root', 'gs://b/root', '--source=idx']
+    for flags, refused in (
+        (['--data_dir=data/mnist'], '--data_dir=data/mnist'),
+        (['--data_dir=gs://b/mnist', '--inception_weights=/w/i.h5'], '--inception_weights=/w/i.h5'),
+        (['--data_dir=gs://b/mnist', '--serving_dir=/srv'], '--serving_dir=/srv'),
+        (['--data_dir=/data/mnist', '--in_image=/data/other'], '--data_dir=/data/mnist'),
+    ):
+        with pytest.raises(SystemExit):
+            run_kubeflow.parse_args(base + flags)
+        message = capsys.readouterr().err.splitlines()[-1]
+        assert f'{refused} is a path on this machine' in message
+        assert f'add --in_image={refused.split("=")[1]}' in message
+    with pytest.raises(SystemExit):
+        run_kubeflow.parse_args(
+            [
+                '--image',
+                IMAGE,
+                '--pipeline_root',
+                '/mnt/root',
+                '--data_dir=gs://b/m',
+                '--source=idx',
+            ]
+        )
+    assert '--pipeline_root=/mnt/root is a path on this machine' in capsys.readouterr().err
+    for in_image, problem in (
+        ('data/mnist', 'give the absolute path inside the containers'),
+        ('/data/unused', 'is none of --pipeline_root, --serving_dir, --data_dir'),
+    ):
+        with pytest.raises(SystemExit):
+            run_kubeflow.parse_args(base + ['--data_dir=gs://b/m', f'--in_image={in_image}'])
+        assert problem in capsys.readouterr().err
+    # Declared paths and URIs pass as they are.
+    args = run_kubeflow.parse_args(
+        base
+        + ['--data_dir=/data/mnist/', '--in_image=/data/mnist', '--serving_dir=gs://b/serving']
+        + ['--inception_weights=/w/i.h5', '--in_image=/w/i.h5']
+    )
+    assert (args.data_dir, args.inception_weights) == ('/data/mnist/', '/w/i.h5')
 
 
 def test_cpu_only_embedded_digits(tmp_path):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import urllib.request
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
@@ -244,23 +245,84 @@ def test_cloud_storage_is_shared_by_tensorflow_beam_and_the_storage_client(gcs):
 # --- The compiled job ---------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_the_data_half_runs_task_by_task_on_cloud_storage(tmp_path, gcs, image):
-    job_file = tmp_path / 'job.json'
+# --- The whole job, twice, and a CelebA job: everything on Cloud Storage -----------------------
+
+# The fewest steps and samples that still train, score (NLL, FID, precision/recall), bless and push.
+TINY = (
+    '--preset=tiny --train_steps=4 --batch_size=8 --steps_per_epoch=2 --checkpoint_every_steps=0 '
+    '--jit_compile=false --eval_examples=16 --iw_samples=2 --fid_samples=24 '
+    '--readjust_bn_passes=1 --gpus=0'
+).split()
+
+
+# The resolver of the last blessed model compiles into two tasks: blessings, then their models.
+MODEL_RESOLVER = 'latest_blessed_model_resolver-model-resolver'
+
+
+def compile_and_run(launcher, directory, name, *flags):
+    """Compiles the job with run_kubeflow and runs it; every task must succeed."""
+    job_file = os.path.join(directory, f'{name}.json')
     run_kubeflow.main(
-        [
-            f'--pipeline_root=gs://{BUCKET}/data-half',
-            f'--image={IMAGE}',
-            f'--output={job_file}',
-            '--no_train',
-            '--gpus=0',
-        ]
+        [f'--pipeline_root=gs://{BUCKET}/{name}', f'--image={IMAGE}', f'--output={job_file}']
+        + TINY
+        + list(flags)
+        # Beam in the test's processes as in local runs: a worker process per CPU costs more
+        # in start-up than it gains on tiny data.
+        + ['--', *configs.DEFAULT_BEAM_ARGS]
     )
+    run = launcher.run(job_file, log=print)
+    assert {n: t.state for n, t in run.tasks.items() if t.state != 'SUCCEEDED'} == {}
+    return run
+
+
+def read_json(uri):
+    with tf.io.gfile.GFile(uri) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope='module')
+def mnist_runs(tmp_path_factory, gcs, image):
+    """The default MNIST job (embedded digits) run twice: the second compares with the first's
+    blessed model, which the resolver finds in ML Metadata."""
+    tmp_path = tmp_path_factory.mktemp('mnist')
     launcher = VertexLauncher(image, str(tmp_path / 'launcher'), env=gcs.environment())
-    run = launcher.run(str(job_file), log=lambda _: None)
-    assert {t.state for t in run.tasks.values()} == {'SUCCEEDED'}
+    first = compile_and_run(launcher, str(tmp_path), 'mnist', '--digit_classifier_epochs=1')
+    second = launcher.run(str(tmp_path / 'mnist.json'), log=print)
+    return launcher, first, second
+
+
+@pytest.mark.slow
+def test_the_default_mnist_job_pushes_a_blessed_model_to_cloud_storage(mnist_runs):
+    _, first, _ = mnist_runs
+    model = first.output('Trainer', 'model')
+    assert model.uri.startswith(f'gs://{BUCKET}/mnist/0/{first.job_id}/Trainer_')
+    assert tf.io.gfile.exists(f'{model.uri}/Format-Serving/saved_model.pb')
+    classifier = first.output('DigitClassifierTrainer', 'feature_network').uri
+    assert tf.io.gfile.exists(f'{classifier}/digit_classifier.keras')
+    # No blessed model before: the resolver found none, so nothing was compared.
+    assert first.tasks[MODEL_RESOLVER].outputs == {'model': []}
+    evaluation = first.output('GenerativeEvaluator', 'evaluation').uri
+    report = read_json(f'{evaluation}/metrics.json')
+    metrics = report['metrics']
+    assert report['blessed'] and report['baseline_metrics'] == {}
+    assert metrics['num_eval_examples'] == 16
+    assert metrics['fid_mnist_classifier'] >= 0 and metrics['nll_nats'] > 0
+    blessing = first.output('GenerativeEvaluator', 'blessing')
+    assert blessing.metadata['blessed'] == 1
+    # The entrypoint turns the model's id into its Vertex resource name for the resolver.
+    assert blessing.metadata['current_model_id'] == model.name
+    pushed = first.output('Pusher', 'pushed_model')
+    assert pushed.metadata['pushed'] == 1
+    destination = pushed.metadata['pushed_destination']
+    assert destination.startswith(f'gs://{BUCKET}/mnist/serving/')
+    assert tf.io.gfile.exists(f'{destination}/saved_model.pb')
+
+
+@pytest.mark.slow
+def test_the_data_half_runs_task_by_task_on_cloud_storage(mnist_runs):
+    launcher, run, _ = mnist_runs
     examples = run.output('ImageExampleGen', 'examples')
-    prefix = f'gs://{BUCKET}/data-half/0/{run.job_id}/ImageExampleGen_'
+    prefix = f'gs://{BUCKET}/mnist/0/{run.job_id}/ImageExampleGen_'
     assert examples.uri.startswith(prefix) and examples.uri.endswith('/examples')
     # The driver's span and fingerprint reached the artifact, the executor's splits too ('span'
     # is also a property name of Examples, so the entrypoint reports the custom one prefixed).
@@ -283,3 +345,79 @@ def test_the_data_half_runs_task_by_task_on_cloud_storage(tmp_path, gcs, image):
             for artifact in outputs:
                 assert artifacts[artifact.name].state == metadata_store_pb2.Artifact.LIVE
                 assert artifacts[artifact.name].uri == artifact.uri
+
+
+@pytest.mark.slow
+def test_the_second_run_is_compared_with_the_first_blessed_model(mnist_runs):
+    _, first, second = mnist_runs
+    baseline = second.output(MODEL_RESOLVER, 'model')
+    assert baseline.name == first.output('Trainer', 'model').name
+    assert baseline.uri == first.output('Trainer', 'model').uri
+    candidate = second.output('Trainer', 'model')
+    assert candidate.name != baseline.name and candidate.uri != baseline.uri
+    blessing = second.output('GenerativeEvaluator', 'blessing')
+    assert blessing.metadata['baseline_model_id'] == baseline.name
+    assert blessing.metadata['current_model_id'] == candidate.name
+    report = read_json(f'{second.output("GenerativeEvaluator", "evaluation").uri}/metrics.json')
+    current, compared = report['metrics'], report['baseline_metrics']
+    assert compared and set(compared) == set(current)
+    # The baseline was scored again on the same data: the first run's figures for the same model.
+    first_report = read_json(
+        f'{first.output("GenerativeEvaluator", "evaluation").uri}/metrics.json'
+    )
+    assert compared['nll_nats'] == pytest.approx(first_report['metrics']['nll_nats'], rel=1e-3)
+    pushed = second.output('Pusher', 'pushed_model').metadata
+    assert report['blessed'] == bool(blessing.metadata['blessed']) == bool(pushed['pushed'])
+
+
+def copy_tree(local_dir, uri):
+    for directory, _, files in os.walk(local_dir):
+        target = uri + directory[len(local_dir) :]
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.copy(os.path.join(directory, name), f'{target}/{name}', overwrite=True)
+
+
+@pytest.mark.slow
+def test_a_celeba_job_reads_data_and_inception_weights_from_cloud_storage(tmp_path, gcs, image):
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from nvae_tfx.evaluation import feature_networks
+    from tests import fixtures
+
+    fixtures.write_celeba_dir(str(tmp_path / 'celeba'), counts=(16, 4, 8))
+    copy_tree(str(tmp_path / 'celeba'), f'gs://{BUCKET}/data/celeba')
+    # Random weights in the layout of the file users download: the path is under test.
+    inception = keras.applications.InceptionV3(
+        include_top=False, pooling='avg', weights=None, input_shape=(299, 299, 3)
+    )
+    local_weights = str(tmp_path / feature_networks.INCEPTION_WEIGHTS_FILE)
+    with h5py.File(local_weights, 'w') as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, inception)
+    weights = f'gs://{BUCKET}/weights/{feature_networks.INCEPTION_WEIGHTS_FILE}'
+    tf.io.gfile.copy(local_weights, weights)
+    launcher = VertexLauncher(image, str(tmp_path / 'launcher'), env=gcs.environment())
+    run = compile_and_run(
+        launcher,
+        str(tmp_path),
+        'celeba',
+        '--dataset=celeba',
+        '--source=dir',
+        f'--data_dir=gs://{BUCKET}/data/celeba',
+        '--image_size=32',
+        '--batch_size=4',
+        '--eval_split=test',
+        '--fid_samples=8',
+        f'--inception_weights={weights}',
+    )
+    assert 'DigitClassifierTrainer' not in run.tasks
+    examples = run.output('ImageExampleGen', 'examples')
+    assert json.loads(examples.metadata['split_names']) == ['train', 'eval', 'test']
+    evaluation = run.output('GenerativeEvaluator', 'evaluation').uri
+    metrics = read_json(f'{evaluation}/metrics.json')['metrics']
+    assert metrics['num_eval_examples'] == 8  # the test partition
+    for key in ('nll_nats', 'fid_inception_v3', 'precision_inception_v3', 'recall_inception_v3'):
+        assert np.isfinite(metrics[key]), key
+    assert run.output('Pusher', 'pushed_model').metadata['pushed'] == 1

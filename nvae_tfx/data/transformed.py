@@ -2,9 +2,6 @@
 per-step randomness, dynamic binarization and random flip, where it belongs) and whole splits in
 memory for the Evaluator and the digit classifier."""
 
-import glob
-import os
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -61,7 +58,7 @@ def transformed_batches(
     """Batches {feature: np.ndarray} of one split of Transform's materialised output, in file
     order, at most `limit` examples (0: all): a split that does not fit in memory streams."""
     spec = tft.TFTransformOutput(transform_graph_uri).transformed_feature_spec()
-    files = sorted(glob.glob(os.path.join(examples_uri, f'Split-{split}', '*')))
+    files = sorted(tf.io.gfile.glob(f'{examples_uri.rstrip("/")}/Split-{split}/*'))
     if not files:
         raise FileNotFoundError(f'{examples_uri}/Split-{split}: no transformed examples')
     ds = tf.data.TFRecordDataset(files, compression_type='GZIP')

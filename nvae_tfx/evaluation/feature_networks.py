@@ -5,7 +5,7 @@ comparable.
 * `mnist_classifier`: the 128-d penultimate layer of a small CNN trained on the pipeline's MNIST
   images (32x32x1 in [0, 1]). Inception features of digits say little; a domain classifier is
   the usual choice for MNIST.
-* `inception_v3`: Keras' ImageNet Inception-v3 pool3 (2048-d) from a local weights file. These are
+* `inception_v3`: Keras' ImageNet Inception-v3 pool3 (2048-d) from a weights file. These are
   not the TF-slim 2015 weights behind published FIDs (TTUR, pytorch-fid), so values are
   comparable between our models, not with papers.
 
@@ -14,6 +14,7 @@ Every network takes NHWC float images in [0, 1].
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 
 import keras
@@ -138,9 +139,9 @@ def classification_accuracy(model: keras.Model, images, labels, batch_size: int 
 
 def save_digit_classifier(model: keras.Model, directory: str, eval_accuracy: float) -> None:
     """<directory>/digit_classifier.keras and, beside it, digit_classifier.json."""
-    os.makedirs(directory, exist_ok=True)
+    tf.io.gfile.makedirs(directory)
     model.save(os.path.join(directory, _MODEL_FILE))
-    with open(os.path.join(directory, _INFO_FILE), 'w') as f:
+    with tf.io.gfile.GFile(os.path.join(directory, _INFO_FILE), 'w') as f:
         json.dump(
             {
                 'name': DIGIT_CLASSIFIER_NAME,
@@ -165,11 +166,11 @@ def digit_classifier_features(model: keras.Model, info: dict | None = None) -> F
 def load_digit_classifier(directory: str) -> FeatureNetwork:
     model_path, info_path = (os.path.join(directory, f) for f in (_MODEL_FILE, _INFO_FILE))
     for path in (model_path, info_path):
-        if not os.path.isfile(path):
+        if not tf.io.gfile.exists(path):
             raise FileNotFoundError(
                 f'{path}: missing; save a trained classifier there with save_digit_classifier()'
             )
-    with open(info_path) as f:
+    with tf.io.gfile.GFile(info_path) as f:
         info = json.load(f)
     return digit_classifier_features(keras.saving.load_model(model_path), info)
 
@@ -185,26 +186,29 @@ def _inception_input(images: tf.Tensor) -> tf.Tensor:
 
 
 def load_inception_v3(weights_path: str) -> FeatureNetwork:
-    """Inception-v3 pool3 features (2048-d) with weights from a local file (nothing downloads)."""
-    if not weights_path or not os.path.isfile(weights_path):
+    """Inception-v3 pool3 features (2048-d) with weights from a file on any file system
+    tf.io.gfile reads, gs:// included (nothing downloads)."""
+    if not weights_path or not tf.io.gfile.exists(weights_path) or tf.io.gfile.isdir(weights_path):
         raise FileNotFoundError(
             f"{weights_path}: Inception-v3 weights file not found. Copy Keras' "
             f'{INCEPTION_WEIGHTS_FILE} here from a machine with internet access, where '
             "`keras.applications.InceptionV3(include_top=False, weights='imagenet')` saves it to "
             '~/.keras/models/.'
         )
-    try:
-        model = keras.applications.InceptionV3(
-            include_top=False,
-            pooling='avg',
-            weights=weights_path,
-            input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3),
-        )
-    except (OSError, ValueError, KeyError) as e:
-        raise ValueError(
-            f'{weights_path}: not Inception-v3 weights without the top layer '
-            f'(expected a file like {INCEPTION_WEIGHTS_FILE}): {e}'
-        ) from e
-    return FeatureNetwork(
-        INCEPTION_V3_NAME, model, _inception_input, {'weights': os.path.abspath(weights_path)}
-    )
+    # Keras reads HDF5 weights with h5py, which opens only local files: load a local copy.
+    with tempfile.TemporaryDirectory() as local_dir:
+        local_copy = os.path.join(local_dir, os.path.basename(weights_path))
+        tf.io.gfile.copy(weights_path, local_copy)
+        try:
+            model = keras.applications.InceptionV3(
+                include_top=False,
+                pooling='avg',
+                weights=local_copy,
+                input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3),
+            )
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(
+                f'{weights_path}: not Inception-v3 weights without the top layer '
+                f'(expected a file like {INCEPTION_WEIGHTS_FILE}): {e}'
+            ) from e
+    return FeatureNetwork(INCEPTION_V3_NAME, model, _inception_input, {'weights': weights_path})
