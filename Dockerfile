@@ -14,6 +14,7 @@ RUN python -c 'import sys; assert sys.version_info[:2] == (3, 10), sys.version' 
 # The project itself, imported by class and function path (no TFX-packaged module files).
 COPY pipeline /pipeline/pipeline
 COPY components /pipeline/components
+COPY nvae_tfx /pipeline/nvae_tfx
 COPY model_code /pipeline/model_code
 COPY schemas /pipeline/schemas
 ENV PYTHONPATH=/pipeline \
@@ -22,7 +23,7 @@ ENV PYTHONPATH=/pipeline \
 # ExampleGen's driver fingerprints the embedded digits where the compiled job says they are
 # (pipeline/configs.py IMAGE_EMBEDDED_DATA).
 RUN mkdir -p /pipeline/data \
- && ln -s "$(python -c 'import os; from components.example_gen import embedded; print(os.path.dirname(embedded.data_file()))')" \
+ && ln -s "$(python -c 'import os; from nvae_tfx.data import embedded; print(os.path.dirname(embedded.data_file()))')" \
       /pipeline/data/embedded \
  && test -f /pipeline/data/embedded/mnist_5k.csv.gz
 WORKDIR /pipeline

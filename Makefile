@@ -11,7 +11,7 @@ setup-airflow:
 	@bash scripts/setup.sh airflow
 
 run: setup
-	$(PY) pipeline/run_local.py
+	$(PY) -m pipeline.run_local
 
 # One code style, enforced (configuration: pyproject.toml [tool.ruff]); `make format` applies it.
 lint: setup
@@ -35,10 +35,10 @@ test-airflow: setup-airflow
 	$(AIRFLOW_PY) -m pytest -q tests/test_airflow_dag.py
 
 bench-ingestion: setup
-	$(PY) bench/bench_ingestion.py
+	$(PY) -m bench.bench_ingestion
 
 bench-pipeline: setup
-	$(PY) bench/bench_pipeline.py
+	$(PY) -m bench.bench_pipeline
 
 lock:
 	bash scripts/lock.sh

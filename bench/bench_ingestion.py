@@ -2,8 +2,8 @@
 full-size MNIST IDX set (60,000 + 10,000) and a generated CelebA-layout folder of 178x218
 JPEGs, with the in-memory and the multi-processing DirectRunner.
 
-  python bench/bench_ingestion.py                      # everything (about 30 min on 2 cores)
-  python bench/bench_ingestion.py --datasets embedded --modes in_memory
+  python -m bench.bench_ingestion                      # everything (about 30 min on 2 cores)
+  python -m bench.bench_ingestion --datasets embedded --modes in_memory
 
 Figures are printed and appended, with machine and config, to bench/results.jsonl.
 """
@@ -11,13 +11,11 @@ Figures are printed and appended, with machine and config, to bench/results.json
 import argparse
 import multiprocessing
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from pipeline import logging_setup  # noqa: E402
+from nvae_tfx.options import CELEBA_PIXELS, TransformOptions
+from pipeline import logging_setup
 
 MODES = {
     'in_memory': ['--direct_running_mode=in_memory', '--direct_num_workers=1'],
@@ -36,7 +34,7 @@ def _write_face(args):
 
 def prepare(dataset: str, work_dir: str, celeba_images: int):
     """Returns SourceOptions for the dataset, generating its files once under work_dir."""
-    from components.example_gen.options import SourceOptions
+    from nvae_tfx.options import SourceOptions
     from tests import fixtures
 
     if dataset == 'embedded':
@@ -73,7 +71,7 @@ def _bytes_per_example(examples_uri: str, count: int) -> float:
     return round(total / count, 1)
 
 
-def run_once(source, beam_args, root: str, transform_config=None):
+def run_once(source, beam_args, root: str, transform=None):
     """Runs the ingestion pipeline uncached; returns its wall time, the seconds spent in each
     component, the example counts and the transformed bytes per example."""
     from tfx import v1 as tfx
@@ -85,7 +83,7 @@ def run_once(source, beam_args, root: str, transform_config=None):
         pipeline_name='nvae-bench',
         pipeline_root=os.path.join(root, 'root'),
         source=source,
-        transform_custom_config=transform_config,
+        transform=transform,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path
         ),
@@ -121,24 +119,21 @@ def main():
     p.add_argument('--celeba_images', type=int, default=20000)
     p.add_argument(
         '--celeba_pixels',
-        default='uint8',
-        choices=['uint8', 'float'],
+        default=TransformOptions.celeba_pixels,
+        choices=CELEBA_PIXELS,
         help='how Transform stores CelebA pixels',
     )
     p.add_argument('--work_dir', default=os.path.join(tempfile.gettempdir(), 'nvae-bench-data'))
     args = p.parse_args()
     logging_setup.configure(verbose=False)
     from bench.machine import append_result
-    from pipeline import nvae_pipeline
 
     for dataset in args.datasets.split(','):
         source = prepare(dataset, args.work_dir, args.celeba_images)
         for mode in args.modes.split(','):
-            config = nvae_pipeline.transform_config(
-                source.dataset, celeba_pixels=args.celeba_pixels
-            )
+            transform = TransformOptions(dataset=source.dataset, celeba_pixels=args.celeba_pixels)
             with tempfile.TemporaryDirectory() as root:
-                wall, seconds, counts, size = run_once(source, MODES[mode], root, config)
+                wall, seconds, counts, size = run_once(source, MODES[mode], root, transform)
             n = sum(counts.values())
             ingest = seconds['ImageExampleGen'] + seconds['Transform']
             record = append_result(
@@ -147,7 +142,7 @@ def main():
                     'dataset': dataset,
                     'beam_mode': mode,
                     'beam_args': MODES[mode],
-                    'transform_config': config,
+                    'transform_config': transform.to_custom_config(),
                     'examples': counts,
                     'transformed_bytes_per_example': size,
                     'seconds_per_component': seconds,

@@ -1,8 +1,8 @@
 """The default pipeline end to end, and what the Evaluator's settings cost.
 
-  python bench/bench_pipeline.py                   # = python pipeline/run_local.py, from scratch
-  python bench/bench_pipeline.py -- --preset=tiny --train_steps=20   # other run_local.py flags
-  python bench/bench_pipeline.py --eval_costs_only # only part 2, on the last benchmark run
+  python -m bench.bench_pipeline                   # = python -m pipeline.run_local, from scratch
+  python -m bench.bench_pipeline -- --preset=tiny --train_steps=20   # other run_local flags
+  python -m bench.bench_pipeline --eval_costs_only # only part 2, on the last benchmark run
 
 1. Runs run_local.py with a fresh pipeline root and ML Metadata store (outputs/bench/pipeline),
    timing every executor inside the LocalDagRunner: orchestration overhead is the pipeline's
@@ -21,10 +21,8 @@ import shutil
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench import machine  # noqa: E402
-from pipeline import cli, configs, logging_setup  # noqa: E402
+from bench import machine
+from pipeline import cli, configs, logging_setup
 
 WORK_DIR = os.path.join(configs.OUTPUT_ROOT, 'bench', 'pipeline')
 
@@ -79,19 +77,20 @@ def eval_costs(k_values, fid_sizes):
     import tensorflow as tf
 
     import model_code.nvae  # noqa: F401  (registers the NVAE classes)
-    from components.evaluation import feature_networks, generative_metrics
-    from components.training import export, input_data
-    from components.transform import preprocessing
+    from nvae_tfx import datasets
+    from nvae_tfx.data import records, transformed
+    from nvae_tfx.evaluation import feature_networks, generative_metrics
+    from nvae_tfx.training import export
 
     model = keras.saving.load_model(export.keras_model_path(_single('Trainer/model/*')))
-    data = input_data.read_transformed_split(
+    data = transformed.read_transformed_split(
         _single('Transform/transformed_examples/*'), _single('Transform/transform_graph/*'), 'eval'
     )
-    real = np.asarray(input_data.to_model_images(data[preprocessing.IMAGE]))
+    real = np.asarray(transformed.to_model_images(data[records.IMAGE]))
     network = feature_networks.load_digit_classifier(
         _single('DigitClassifierTrainer/feature_network/*')
     )
-    images = generative_metrics.binarize_fixed(real, 0)
+    images = datasets.fixed_binarize(real, 0)
     results = {}
     batch = 50  # the Evaluator's
     for k in k_values:

@@ -6,7 +6,7 @@ step of every side, in an order that rotates each round. Load from other work th
 on all sides alike, which is what makes ratios on a shared machine fair. Sides:
 
   --ours 'PATH [VAR=VALUE ...]'
-                       this project's model as the Trainer builds it (components.training.loop),
+                       this project's model as the Trainer builds it (nvae_tfx.training.loop),
                        imported from the checkout at PATH, with these environment variables
                        (e.g. TF_NUM_INTEROP_THREADS=1); repeat to compare checkouts or settings;
   --official ...       the official PyTorch NVAE (NVlabs/NVAE) through the shared timing module
@@ -51,8 +51,8 @@ def ours_worker(argv):
     import numpy as np
     import tensorflow as tf
 
-    from components.training.loop import build_model
     from model_code.config import get_config
+    from nvae_tfx.training.loop import build_model
 
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)

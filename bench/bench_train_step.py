@@ -121,11 +121,11 @@ def set_threads(intra_op, inter_op):
 
 
 def build_model(config, jit):
-    """On TensorFlow the model as the Trainer builds it (components.training.loop.build_model:
+    """On TensorFlow the model as the Trainer builds it (nvae_tfx.training.loop.build_model:
     Adamax inside a LossScaleOptimizer, which skips non-finite updates); elsewhere compiled with
     the optimizer alone (the Trainer runs on TensorFlow only)."""
     if keras.backend.backend() == 'tensorflow':
-        from components.training.loop import build_model as trainer_build_model
+        from nvae_tfx.training.loop import build_model as trainer_build_model
 
         return trainer_build_model(config, jit_compile=str(jit).lower())
     model = NVAE(config)

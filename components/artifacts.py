@@ -8,4 +8,7 @@ class FeatureNetwork(artifact.Artifact):
     classifier the pipeline trains), kept apart from Model so that no resolver mistakes it for a
     candidate generative model."""
 
-    TYPE_NAME = 'nvae.FeatureNetwork'  # namespaced: Kubeflow V2 requires it of custom types
+    # Kubeflow V2 compiles a custom type's name into its schema title, which must read
+    # 'namespace.Type', and its containers import the class from that title: so the name is the
+    # class's import path through the package that exports it (components/__init__.py).
+    TYPE_NAME = 'components.FeatureNetwork'

@@ -6,9 +6,9 @@ from absl import logging
 from tfx import v1 as tfx
 
 from components.artifacts import FeatureNetwork
-from components.evaluation import feature_networks
-from components.training.input_data import read_transformed_split
-from components.transform import preprocessing
+from nvae_tfx.data import records
+from nvae_tfx.data.transformed import read_transformed_split
+from nvae_tfx.evaluation import feature_networks
 
 
 @tfx.dsl.components.component
@@ -16,17 +16,17 @@ def DigitClassifierTrainer(
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
     feature_network: tfx.dsl.components.OutputArtifact[FeatureNetwork],
-    epochs: tfx.dsl.components.Parameter[int] = 10,
+    epochs: tfx.dsl.components.Parameter[int],
 ) -> None:
     data = {
         split: read_transformed_split(examples.uri, transform_graph.uri, split)
         for split in ('train', 'eval')
     }
     model, accuracy = feature_networks.train_digit_classifier(
-        data['train'][preprocessing.IMAGE],
-        data['train'][preprocessing.LABEL],
-        data['eval'][preprocessing.IMAGE],
-        data['eval'][preprocessing.LABEL],
+        data['train'][records.IMAGE],
+        data['train'][records.LABEL],
+        data['eval'][records.IMAGE],
+        data['eval'][records.LABEL],
         epochs=epochs,
     )
     feature_networks.save_digit_classifier(model, feature_network.uri, accuracy)

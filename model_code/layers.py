@@ -269,7 +269,9 @@ class FactorizedReduce(keras.layers.Layer):
     The grids start at (row, column) offsets (0, 0), (1, 1), (0, 1) and (1, 0), i.e. the four
     pixels of every 2x2 block. They are run as one 1x1 conv over the blocks' pixels stacked on
     channels, with the four kernels on the block diagonal of one kernel: the same sums (plus
-    exact zeros), without the strided slices, whose gradients are full-size scatters.
+    exact zeros), without the strided slices, whose gradients are full-size scatters, and
+    without a strided 1x1 conv, whose oneDNN filter gradient corrupts the heap when there are
+    fewer input channels than its SIMD block (BUILD_NOTES.md).
     """
 
     # Index of each conv's pixel in a 2x2 block flattened row-major.
@@ -279,7 +281,7 @@ class FactorizedReduce(keras.layers.Layer):
         super().__init__(**kwargs)
         quarter = out_channels // 4
         sizes = [quarter, quarter, quarter, out_channels - 3 * quarter]
-        self.convs = [Conv2D(in_channels, n, 1, strides=2, dtype=self.dtype_policy) for n in sizes]
+        self.convs = [Conv2D(in_channels, n, 1, dtype=self.dtype_policy) for n in sizes]
 
     def call(self, x):
         _, height, width, channels = x.shape

@@ -24,17 +24,16 @@ from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution  # not in the public API (3.12)
 
 from model_code import schedules
-from model_code.config import NVAEConfig, get_config
+from model_code.config import MNIST_CROP, NVAEConfig, get_config
 from model_code.distributions import Bernoulli, DiscretizedMixLogistic, Normal
 from model_code.flows import PairedFlow
 from model_code.layers import Cell, Conv2D, DecoderCombiner, ELUConv, EncoderCombiner
-from model_code.optim import WarmupCosine
+from model_code.optim import learning_rate_schedule
 from model_code.regularizers import SpectralRegularizer, batch_norm_penalty
 
 CHANNEL_MULT = 2
 DECODER_EXPANSION = 6
 POSTPROCESS_EXPANSION = 3
-MNIST_CROP = 28
 
 
 def _split(params):
@@ -67,9 +66,7 @@ class NVAE(keras.Model):
         )
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         self.kl_alphas = schedules.balance_alphas(self.groups_per_scale)
-        self.lr_schedule = WarmupCosine(
-            config.learning_rate, config.learning_rate_min, config.warmup_steps, config.total_steps
-        )
+        self.lr_schedule = learning_rate_schedule(config)
         self._build_trackers()
         self.built = True
 
@@ -338,11 +335,14 @@ class NVAE(keras.Model):
 
     # --------------------------------------------------- sampling, evaluation
 
-    def sample(self, num_samples, temperature=1.0, training=False):
+    def sample(self, num_samples, temperature=1.0, training=False, mean_image=False):
         """Images from the prior in [0, 1]: Bernoulli means (MNIST) or DML samples.
 
         Every group's standard deviation is multiplied by the temperature (the
         top group's sigma is 1.01 t); for colour the mixture is sampled at it too.
+        mean_image: colour images are the mixture's mean instead of a sample
+        from it, as the official FID scores them (sampling's pixel noise costs
+        FID).
         """
 
         def latent(group, s):
@@ -355,7 +355,7 @@ class NVAE(keras.Model):
 
         logits = self._decode(num_samples, latent, training)
         dist = self.output_distribution(logits)
-        if self.config.dataset == 'mnist':
+        if self.config.dataset == 'mnist' or mean_image:
             return dist.mean()
         return dist.sample(self.seed_generator, temperature)
 

@@ -90,12 +90,18 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def make_optimizer(config):
-    """Adamax on the warm-up/cosine schedule; loss scaling (initial 2^10) for float16."""
-    schedule = WarmupCosine(
+def learning_rate_schedule(config) -> WarmupCosine:
+    """The config's learning rate per step: what the optimizer applies and the model logs."""
+    return WarmupCosine(
         config.learning_rate, config.learning_rate_min, config.warmup_steps, config.total_steps
     )
-    optimizer = NVAEAdamax(schedule, epsilon=config.adamax_epsilon, l2=config.weight_decay)
+
+
+def make_optimizer(config):
+    """Adamax on the warm-up/cosine schedule; loss scaling (initial 2^10) for float16."""
+    optimizer = NVAEAdamax(
+        learning_rate_schedule(config), epsilon=config.adamax_epsilon, l2=config.weight_decay
+    )
     if config.mixed_precision == 'mixed_float16':
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=2.0**10)
     return optimizer

@@ -49,7 +49,7 @@ def build_dag(env=os.environ):
         pipeline_name=configs.pipeline_name(args.dataset),
         pipeline_root=args.pipeline_root or os.path.join(root, 'pipeline'),
         source=cli.source_options(args),
-        transform_custom_config=cli.transform_config(args),
+        transform=cli.transform_options(args),
         metadata_connection_config=metadata.sqlite_metadata_connection_config(
             args.metadata_path or os.path.join(root, 'metadata.sqlite')
         ),

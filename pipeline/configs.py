@@ -1,4 +1,6 @@
-"""Every default of the pipeline in one place; runners and tests import from here."""
+"""What the runners share: paths, names, Beam defaults, the Airflow schedule, the code
+fingerprints that keep caches honest. The components' settings and their defaults are typed
+options in nvae_tfx/options.py."""
 
 import dataclasses
 import glob
@@ -11,22 +13,17 @@ OUTPUT_ROOT = os.path.join(PROJECT_ROOT, 'outputs')
 SCHEMA_ROOT = os.path.join(PROJECT_ROOT, 'schemas')
 TRANSFORM_MODULE = os.path.join(PROJECT_ROOT, 'components', 'transform', 'preprocessing.py')
 TRAINER_MODULE = os.path.join(PROJECT_ROOT, 'components', 'trainer', 'trainer_module.py')
-# Code the Trainer imports as a package rather than from its module file; its hash goes into the
-# Trainer's custom_config so that editing it invalidates the Trainer's cache (TFX hashes only
-# the module file's own directory).
-TRAINER_CODE = (
-    'model_code/*.py',
-    'components/training/*.py',
-    'components/per_step_preprocessing.py',
-    'components/image_grid.py',
-)
-
-# Airflow workers and containers (Kubeflow; the Dockerfile) import the same code from the
-# installed project instead of TFX-packaged module files; the fingerprint of the Transform code
-# then stands in for the module file's hash in Transform's cache key.
+# Transform and Trainer import the library (and the Trainer model_code) as installed packages,
+# not from their module files: TFX hashes only a module file's own directory, and nothing at all
+# where the module is imported from the installed project (Airflow, the container image). The hash
+# of this code goes into their custom_config, so that editing it invalidates their cache.
+LIBRARY_CODE = 'nvae_tfx/**/*.py'
+# Transform's share of model_code: the MNIST crop, which nvae_tfx/datasets.py takes from it.
+TRANSFORM_CODE = ('components/transform/*.py', LIBRARY_CODE, 'model_code/config.py')
+TRAINER_CODE = ('components/trainer/*.py', LIBRARY_CODE, 'model_code/*.py')
+# Where the installed project's functions are, for runners that import rather than package them.
 TRANSFORM_FN = 'components.transform.preprocessing.preprocessing_fn'
 TRAINER_FN = 'components.trainer.trainer_module.run_fn'
-TRANSFORM_CODE = ('components/transform/*.py',)
 IMAGE_PROJECT_ROOT = '/pipeline'  # where the Dockerfile puts this project inside the image
 # Relative to the project root, inside the image: the Dockerfile links the embedded digits'
 # directory here, because ExampleGen's driver fingerprints its input_base in the container,
@@ -37,14 +34,6 @@ IMAGE_EMBEDDED_DATA = 'data/embedded'
 # dominate. Bigger data: pass e.g. --direct_running_mode=multi_processing --direct_num_workers=0
 # or another runner's flags (README, "Scaling Beam").
 DEFAULT_BEAM_ARGS = ('--direct_running_mode=in_memory', '--direct_num_workers=1')
-
-# Transform defaults (see components/transform/preprocessing.py for their meaning).
-BINARIZATION = 'dynamic'
-BINARIZATION_SEED = 0
-CELEBA_IMAGE_SIZE = 64
-# Measured (bench/results.jsonl): uint8 values in int64 features materialise in 14.1 KB per
-# 64x64x3 example against 18.6 KB for [0, 1] floats, losslessly (BUILD_NOTES.md).
-CELEBA_PIXELS = 'uint8'
 
 
 def pipeline_name(dataset: str) -> str:
@@ -68,60 +57,14 @@ def schema_dir(dataset: str) -> str:
     return os.path.join(SCHEMA_ROOT, dataset)
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingOptions:
-    """What the Trainer runs; preset and overrides are model_code's (model_code/config.py)."""
-
-    preset: str = 'cpu'
-    overrides: dict[str, str] = dataclasses.field(default_factory=dict)
-    train_steps: int = (
-        450  # about 12 minutes of the cpu preset on 2 cores (bench/bench_pipeline.py)
-    )
-    batch_size: int = 64
-    steps_per_epoch: int = 75  # about one pass over the embedded 4,500 training digits
-    eval_steps: int = 5
-    checkpoint_every_steps: int = 200
-    mixed_precision: str = 'float32'
-    jit_compile: str = 'auto'
-    sample_temperature: float = 1.0
-
-    def custom_config(self, dataset: str, binarization: str) -> dict:
-        config = {k: v for k, v in dataclasses.asdict(self).items() if k != 'train_steps'}
-        return {
-            **config,
-            'dataset': dataset,
-            'binarization': binarization,
-            'code_fingerprint': code_fingerprint(TRAINER_CODE),
-        }
-
-
 def code_fingerprint(patterns) -> str:
     digest = hashlib.sha256()
     for pattern in patterns:
-        for path in sorted(glob.glob(os.path.join(PROJECT_ROOT, pattern))):
+        for path in sorted(glob.glob(os.path.join(PROJECT_ROOT, pattern), recursive=True)):
             digest.update(path[len(PROJECT_ROOT) :].encode())
             with open(path, 'rb') as f:
                 digest.update(f.read())
     return digest.hexdigest()[:16]
-
-
-@dataclasses.dataclass(frozen=True)
-class EvaluationOptions:
-    """What GenerativeEvaluator measures and when it blesses (components/evaluator/)."""
-
-    split: str = 'eval'
-    num_eval_examples: int = 500
-    num_iw_samples: int = 50  # the paper uses 1000 (--iw_samples=1000); recorded with every result
-    fid_num_samples: int = 1000
-    sample_temperature: float = 1.0
-    readjust_bn_passes: int = 100
-    digit_classifier: bool = True  # MNIST: train the feature network for FID (cached across runs)
-    digit_classifier_epochs: int = 10
-    inception_weights: str = ''  # a local Inception-v3 no-top weights file enables *_inception_v3
-    max_nll: float | None = None  # blessing thresholds; None: not checked
-    max_fid: float | None = None
-    max_regression: float = 0.01  # a candidate may be at most 1% worse than the last blessed model
-    seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Shows what the pipeline recorded in ML Metadata: runs, executions, artifacts and lineage.
 
-  python pipeline/inspect_mlmd.py runs
-  python pipeline/inspect_mlmd.py executions [--run RUN_ID]        # default: the newest run
-  python pipeline/inspect_mlmd.py artifacts [--type Examples] [--run RUN_ID]
-  python pipeline/inspect_mlmd.py lineage ARTIFACT_ID              # upstream, back to the data
+  python -m pipeline.inspect_mlmd runs
+  python -m pipeline.inspect_mlmd executions [--run RUN_ID]        # default: the newest run
+  python -m pipeline.inspect_mlmd artifacts [--type Examples] [--run RUN_ID]
+  python -m pipeline.inspect_mlmd lineage ARTIFACT_ID              # upstream, back to the data
 
 Each takes --dataset mnist|celeba (the store run_local.py writes) or --metadata_path FILE, and
 --json for machine-readable output with the same content.
@@ -17,12 +17,11 @@ import math
 import os
 import sys
 
-if os.path.dirname(os.path.abspath(__file__)) == os.path.abspath(sys.path[0]):
-    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from ml_metadata.proto import metadata_store_pb2
 
-from ml_metadata.proto import metadata_store_pb2  # noqa: E402
-
-from pipeline import configs, logging_setup  # noqa: E402
+from nvae_tfx import datasets
+from nvae_tfx.options import SourceOptions
+from pipeline import configs, logging_setup
 
 if __name__ == '__main__':
     logging_setup.configure()  # Before report imports TensorFlow, so its C++ logs stay quiet.
@@ -274,8 +273,8 @@ def parse_args(argv):
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         '--dataset',
-        choices=['mnist', 'celeba'],
-        default='mnist',
+        choices=datasets.DATASETS,
+        default=SourceOptions.dataset,
         help='read the store run_local.py writes for this dataset',
     )
     common.add_argument('--metadata_path', help='SQLite ML Metadata file (overrides --dataset)')

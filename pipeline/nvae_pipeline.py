@@ -6,7 +6,6 @@ the DigitClassifierTrainer's network) -> Pusher. Runners (run_local.py, ...) onl
 and how it runs.
 """
 
-import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -15,49 +14,75 @@ from tfx import v1 as tfx
 from components.digit_classifier_trainer import DigitClassifierTrainer
 from components.evaluator.component import GenerativeEvaluator
 from components.example_gen.component import ImageExampleGen
-from components.example_gen.options import SourceOptions
 from components.validation_gate import ValidationGate
+from nvae_tfx.options import (
+    CODE_FINGERPRINT,
+    EvaluationOptions,
+    SourceOptions,
+    TrainingOptions,
+    TransformOptions,
+)
 from pipeline import configs
 
 
-def transform_config(
-    dataset: str,
-    binarization: str = configs.BINARIZATION,
-    binarization_seed: int = configs.BINARIZATION_SEED,
-    image_size: int = configs.CELEBA_IMAGE_SIZE,
-    celeba_pixels: str = configs.CELEBA_PIXELS,
-) -> dict:
-    if dataset == 'mnist':
-        return {
-            'dataset': dataset,
-            'binarization': binarization,
-            'binarization_seed': binarization_seed,
-        }
-    return {'dataset': dataset, 'image_size': image_size, 'celeba_pixels': celeba_pixels}
+def _check_agreement(
+    source: SourceOptions,
+    transform: TransformOptions,
+    training: TrainingOptions | None,
+    evaluation: EvaluationOptions | None,
+) -> None:
+    """Every component must see the same data, and the model must be evaluated as it samples:
+    one clear error before anything runs."""
+    if transform.dataset != source.dataset:
+        raise ValueError(
+            f'TransformOptions.dataset {transform.dataset!r} is not the dataset read, '
+            f'{source.dataset!r}'
+        )
+    if training is None:
+        return
+    if training.dataset != source.dataset:
+        raise ValueError(
+            f'TrainingOptions.dataset {training.dataset!r} is not the dataset read, '
+            f'{source.dataset!r}'
+        )
+    if source.dataset == 'mnist' and training.binarization != transform.binarization:
+        raise ValueError(
+            f'TrainingOptions.binarization {training.binarization!r} is not the one Transform '
+            f'applies, {transform.binarization!r}'
+        )
+    for name in TrainingOptions.SAMPLING_FIELDS:
+        if evaluation is not None and getattr(evaluation, name) != getattr(training, name):
+            raise ValueError(
+                f'EvaluationOptions.{name} {getattr(evaluation, name)!r} is not the '
+                f"TrainingOptions' {getattr(training, name)!r}: the Trainer readjusts BatchNorm "
+                'for sampling as the Evaluator samples'
+            )
 
 
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
     source: SourceOptions,
-    transform_custom_config: dict | None = None,
+    transform: TransformOptions | None = None,
     metadata_connection_config=None,
     beam_pipeline_args: Sequence[str] = configs.DEFAULT_BEAM_ARGS,
     enable_cache: bool = True,
     schema_dir: str | None = None,
-    training: configs.TrainingOptions | None = None,
-    evaluation: configs.EvaluationOptions | None = None,
+    training: TrainingOptions | None = None,
+    evaluation: EvaluationOptions | None = None,
     serving_dir: str | None = None,
     user_code: str = 'module_files',
     image_root: str | None = None,
     validate_source: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """training=None builds only the data half (ingestion, validation, Transform).
+    """The pipeline for these options; transform=None: the defaults for the source's dataset;
+    evaluation=None: the training's evaluation protocol and sampling settings; training=None
+    builds only the data half (ingestion, validation, Transform).
 
     user_code: 'module_files' (TFX packages the Transform and Trainer module files when the
-    pipeline is compiled, and their content is part of the cache key: local runs) or 'installed'
-    (they are imported from the installed project, as in the Airflow environment and the
-    container image; a fingerprint of the code keeps the cache honest).
+    pipeline is compiled: local runs) or 'installed' (they are imported from the installed
+    project, as in the Airflow environment and the container image). Either way a fingerprint
+    of the code they import (configs.TRANSFORM_CODE, TRAINER_CODE) keeps the cache honest.
     image_root: where the project lives inside the container image the components run in (its
     schemas, the embedded digits); None: this checkout.
     validate_source: check the data source now, so bad input fails before anything runs; off
@@ -65,7 +90,8 @@ def create_pipeline(
     """
     if user_code not in ('module_files', 'installed'):
         raise ValueError(f"user_code must be 'module_files' or 'installed', got {user_code!r}")
-    transform_custom_config = transform_custom_config or transform_config(source.dataset)
+    transform = transform or TransformOptions(dataset=source.dataset)
+    _check_agreement(source, transform, training, evaluation)
     input_base = None
     if image_root:
         schema_dir = schema_dir or os.path.join(image_root, 'schemas', source.dataset)
@@ -74,10 +100,6 @@ def create_pipeline(
     example_gen = ImageExampleGen(source, validate_now=validate_source, input_base=input_base)
     if user_code == 'installed':
         transform_code = dict(preprocessing_fn=configs.TRANSFORM_FN)
-        transform_custom_config = {
-            **transform_custom_config,
-            'code_fingerprint': configs.code_fingerprint(configs.TRANSFORM_CODE),
-        }
     else:
         transform_code = dict(module_file=configs.TRANSFORM_MODULE)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
@@ -90,10 +112,10 @@ def create_pipeline(
     validation_gate = ValidationGate(
         anomalies=example_validator.outputs['anomalies'], schema=schema_gen.outputs['schema']
     )
-    transform = tfx.components.Transform(
+    transform_component = tfx.components.Transform(
         examples=example_gen.outputs['examples'],
         schema=validation_gate.outputs['validated_schema'],
-        custom_config=transform_custom_config,
+        custom_config=_with_fingerprint(transform.to_custom_config(), configs.TRANSFORM_CODE),
         **transform_code,
         # Per-pixel statistics of images are large and say little; ingestion stats suffice.
         disable_statistics=True,
@@ -105,15 +127,17 @@ def create_pipeline(
         schema_gen,
         example_validator,
         validation_gate,
-        transform,
+        transform_component,
     ]
     if training is not None:
         components += _model_half(
-            source.dataset,
-            transform,
+            transform_component,
             training,
-            evaluation or configs.EvaluationOptions(),
-            transform_custom_config.get('binarization', 'dynamic'),
+            evaluation
+            or EvaluationOptions(
+                protocol=training.eval_protocol,
+                **{name: getattr(training, name) for name in TrainingOptions.SAMPLING_FIELDS},
+            ),
             serving_dir or configs.serving_dir(source.dataset),
             user_code,
         )
@@ -128,7 +152,13 @@ def create_pipeline(
     )
 
 
-def _model_half(dataset, transform, training, evaluation, binarization, serving_dir, user_code):
+def _with_fingerprint(custom_config: dict, code_patterns) -> dict:
+    """The component's options plus the hash of the code it imports: editing that code
+    invalidates the component's cache."""
+    return {**custom_config, CODE_FINGERPRINT: configs.code_fingerprint(code_patterns)}
+
+
+def _model_half(transform, training, evaluation, serving_dir, user_code):
     trainer_code = (
         dict(run_fn=configs.TRAINER_FN)
         if user_code == 'installed'
@@ -140,7 +170,7 @@ def _model_half(dataset, transform, training, evaluation, binarization, serving_
         transform_graph=transform.outputs['transform_graph'],
         train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=training.eval_steps),
-        custom_config=training.custom_config(dataset, binarization),
+        custom_config=_with_fingerprint(training.to_custom_config(), configs.TRAINER_CODE),
     )
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -149,7 +179,7 @@ def _model_half(dataset, transform, training, evaluation, binarization, serving_
     ).with_id('latest_blessed_model_resolver')
     nodes = [trainer, baseline]
     feature_network = None
-    if dataset == 'mnist' and evaluation.digit_classifier:
+    if training.dataset == 'mnist' and evaluation.digit_classifier:
         classifier = DigitClassifierTrainer(
             examples=transform.outputs['transformed_examples'],
             transform_graph=transform.outputs['transform_graph'],
@@ -161,13 +191,9 @@ def _model_half(dataset, transform, training, evaluation, binarization, serving_
         model=trainer.outputs['model'],
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
+        options=evaluation,
         baseline_model=baseline.outputs['model'],
         feature_network=feature_network,
-        **{
-            k: v
-            for k, v in dataclasses.asdict(evaluation).items()
-            if k not in ('digit_classifier', 'digit_classifier_epochs')
-        },
     )
     # Gated by model_blessing rather than tfx.dsl.Cond: the blessing check inside Pusher holds on
     # every orchestrator (Airflow's runner ignores Cond).

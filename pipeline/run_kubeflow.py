@@ -1,6 +1,6 @@
 """Compiles the NVAE pipeline for Kubeflow Pipelines v2 / Vertex AI, and optionally submits it.
 
-  python pipeline/run_kubeflow.py --pipeline_root=gs://BUCKET/nvae \\
+  python -m pipeline.run_kubeflow --pipeline_root=gs://BUCKET/nvae \\
       --image=REGION-docker.pkg.dev/PROJECT/REPO/nvae-tfx:TAG \\
       --source=idx --data_dir=gs://BUCKET/mnist --preset=paper_mnist --train_steps=100000 \\
       -- --runner=DataflowRunner --project=PROJECT --region=REGION \\
@@ -19,18 +19,16 @@ changeable per run without recompiling.
 import os
 import sys
 
-if os.path.dirname(os.path.abspath(__file__)) == os.path.abspath(sys.path[0]):
-    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-from pipeline import cli, configs, logging_setup  # noqa: E402
+from pipeline import cli, configs, logging_setup
 
 # Inside a container: as many Beam workers as the container has CPUs.
 DEFAULT_BEAM_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')
-# The evaluator's settings a user may change per run; names are the job's parameter names.
+# The Evaluator's settings a user may change per run: {EvaluationOptions field: the job's
+# parameter name, which is the flag's}.
 RUNTIME_PARAMETERS = {
-    'num_iw_samples': ('iw_samples', int),
-    'fid_num_samples': ('fid_samples', int),
-    'max_regression': ('max_regression', float),
+    'num_iw_samples': 'iw_samples',
+    'fid_num_samples': 'fid_samples',
+    'max_regression': 'max_regression',
 }
 # Nodes that run the NVAE and so get the Trainer's resources.
 MODEL_NODES = ('Trainer', 'GenerativeEvaluator')
@@ -62,6 +60,11 @@ def parse_args(argv):
     p.add_argument('--service_account', help='the job runs as this account (with --submit)')
     p.add_argument('--no_cache', action='store_true', help='re-run every component')
     p.add_argument('--verbose', action='store_true', help='show all TFX/Beam/TensorFlow logs')
+    p.add_argument(
+        '--print_config',
+        action='store_true',
+        help='print the resolved configuration as JSON and exit without compiling',
+    )
     args = cli.parse(p, argv, DEFAULT_BEAM_ARGS)
     if not args.pipeline_root:
         p.error(
@@ -85,32 +88,47 @@ def resource_spec(gpus: int, gpu_type: str, cpus: float, memory_gb: float):
     return spec
 
 
+def runtime_parameter_values(args) -> dict:
+    """{the job's parameter: its value for this run}, resolved from preset, protocol and flags."""
+    evaluation = cli.evaluation_options(args)
+    return {
+        parameter: getattr(evaluation, field) for field, parameter in RUNTIME_PARAMETERS.items()
+    }
+
+
+def serving_dir(args) -> str:
+    return args.serving_dir or args.pipeline_root.rstrip('/') + '/serving'
+
+
 def build_pipeline(args):
     """The pipeline as it runs in the image, with the Trainer's resources and runtime parameters."""
     from tfx import v1 as tfx
 
+    from nvae_tfx.options import EvaluationOptions, field_type
     from pipeline import nvae_pipeline
 
     name = configs.pipeline_name(args.dataset)
+    fields = {f.name: f for f in EvaluationOptions.evaluator_fields()}
+    values = runtime_parameter_values(args)
     evaluation = cli.evaluation_options(
         args,
         **{
             field: tfx.dsl.experimental.RuntimeParameter(
-                name=name_, ptype=ptype, default=getattr(args, name_)
+                name=parameter, ptype=field_type(fields[field]), default=values[parameter]
             )
-            for field, (name_, ptype) in RUNTIME_PARAMETERS.items()
+            for field, parameter in RUNTIME_PARAMETERS.items()
         },
     )
     pipeline = nvae_pipeline.create_pipeline(
         pipeline_name=name,
         pipeline_root=args.pipeline_root,
         source=cli.source_options(args),
-        transform_custom_config=cli.transform_config(args),
+        transform=cli.transform_options(args),
         beam_pipeline_args=args.beam_args,
         enable_cache=not args.no_cache,
         training=cli.training_options(args),
         evaluation=evaluation,
-        serving_dir=args.serving_dir or args.pipeline_root.rstrip('/') + '/serving',
+        serving_dir=serving_dir(args),
         user_code='installed',
         image_root=configs.IMAGE_PROJECT_ROOT,
     )
@@ -139,7 +157,7 @@ def compile_pipeline(args) -> str:
     # Explicit values: KFP v2 (schema 2.0.0) records no defaults for runtime parameters.
     runner.run(
         build_pipeline(args),
-        parameter_values={name: getattr(args, name) for name, _ in RUNTIME_PARAMETERS.values()},
+        parameter_values=runtime_parameter_values(args),
     )
     return output
 
@@ -168,8 +186,21 @@ def submit(job_file: str, args) -> str:
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.print_config:
+        cli.print_config(
+            args,
+            pipeline_root=args.pipeline_root,
+            serving_dir=serving_dir(args),
+            image=args.image,
+            accelerators={'type': args.gpu_type, 'count': args.gpus} if args.gpus else None,
+            cpus=args.cpus,
+            memory_gb=args.memory_gb,
+            runtime_parameters=sorted(RUNTIME_PARAMETERS.values()),
+            enable_cache=not args.no_cache,
+        )
+        return
     logging_setup.configure(args.verbose)
-    from components.example_gen.errors import DataError
+    from nvae_tfx.data.errors import DataError
 
     try:
         job_file = compile_pipeline(args)

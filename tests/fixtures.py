@@ -1,13 +1,27 @@
 """Small datasets in the real on-disk formats, written by the tests themselves."""
 
+import gzip
 import io
 import os
+import struct
 
 import numpy as np
 from PIL import Image
 
-from components.example_gen import idx
-from components.example_gen.records import CELEBA_SHAPE
+from nvae_tfx.data import idx
+from nvae_tfx.datasets import CELEBA_SHAPE
+
+
+def write_idx(path: str, array: np.ndarray) -> None:
+    """Writes a uint8 array as an IDX file (gzipped when path ends in .gz)."""
+    magic = idx.IMAGES_MAGIC if array.ndim == 3 else idx.LABELS_MAGIC
+    payload = (
+        struct.pack(f'>I{array.ndim}I', magic, *array.shape) + array.astype(np.uint8).tobytes()
+    )
+    if path.endswith('.gz'):
+        payload = gzip.compress(payload, compresslevel=1)
+    with open(path, 'wb') as f:
+        f.write(payload)
 
 
 def digits(n: int, seed: int):
@@ -26,8 +40,8 @@ def write_mnist_idx(data_dir: str, n_train: int = 40, n_test: int = 20, gz: bool
     arrays = {}
     for prefix, n, seed in (('train', n_train, 0), ('t10k', n_test, 1)):
         images, labels = digits(n, seed)
-        idx.write_idx(f'{data_dir}/{prefix}-images-idx3-ubyte{suffix}', images)
-        idx.write_idx(f'{data_dir}/{prefix}-labels-idx1-ubyte{suffix}', labels)
+        write_idx(f'{data_dir}/{prefix}-images-idx3-ubyte{suffix}', images)
+        write_idx(f'{data_dir}/{prefix}-labels-idx1-ubyte{suffix}', labels)
         arrays[prefix] = (images, labels)
     return arrays
 

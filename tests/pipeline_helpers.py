@@ -14,7 +14,7 @@ from pipeline import configs, nvae_pipeline, report
 def run_pipeline(
     tmp_path,
     source,
-    transform_custom_config=None,
+    transform=None,
     schema_dir=None,
     name='nvae-test',
     training=None,
@@ -27,14 +27,14 @@ def run_pipeline(
         pipeline_name=name,
         pipeline_root=str(tmp_path / 'root'),
         source=source,
-        transform_custom_config=transform_custom_config,
+        transform=transform,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path
         ),
         beam_pipeline_args=beam_pipeline_args,
         schema_dir=schema_dir,
         training=training,
-        evaluation=evaluation or configs.EvaluationOptions(),
+        evaluation=evaluation,
         serving_dir=str(tmp_path / 'serving'),
         enable_cache=enable_cache,
     )

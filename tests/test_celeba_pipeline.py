@@ -12,9 +12,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.evaluation import feature_networks
-from components.example_gen.options import SourceOptions
-from pipeline import configs, nvae_pipeline
+from nvae_tfx.evaluation import feature_networks
+from nvae_tfx.options import EvaluationOptions, SourceOptions, TrainingOptions, TransformOptions
 from tests import fixtures
 from tests.pipeline_helpers import run_outputs, run_pipeline
 
@@ -36,7 +35,8 @@ def outputs(tmp_path_factory):
     weights = str(tmp_path / feature_networks.INCEPTION_WEIGHTS_FILE)
     with h5py.File(weights, 'w') as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, inception)
-    training = configs.TrainingOptions(
+    training = TrainingOptions(
+        dataset='celeba',
         preset='tiny',
         train_steps=6,
         batch_size=4,
@@ -45,7 +45,7 @@ def outputs(tmp_path_factory):
         checkpoint_every_steps=0,
         jit_compile='false',
     )
-    evaluation = configs.EvaluationOptions(
+    evaluation = EvaluationOptions(
         split='test',
         num_eval_examples=8,
         num_iw_samples=2,
@@ -56,7 +56,7 @@ def outputs(tmp_path_factory):
     metadata = run_pipeline(
         tmp_path,
         SourceOptions(dataset='celeba', source='dir', data_dir=str(tmp_path / 'celeba')),
-        transform_custom_config=nvae_pipeline.transform_config('celeba', image_size=SIZE),
+        transform=TransformOptions(dataset='celeba', image_size=SIZE),
         training=training,
         evaluation=evaluation,
     )

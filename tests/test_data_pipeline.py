@@ -8,10 +8,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.example_gen import embedded
-from components.example_gen.options import SourceOptions
 from components.transform import preprocessing
-from pipeline import configs, nvae_pipeline
+from nvae_tfx import datasets
+from nvae_tfx.data import embedded
+from nvae_tfx.options import SourceOptions, TransformOptions
+from pipeline import configs
 from tests import fixtures
 from tests.pipeline_helpers import decoded_ids, read_transformed, run_outputs, run_pipeline
 
@@ -37,9 +38,7 @@ def celeba_reference(jpeg_path, size):
     JPEG decoder: libjpeg builds differ by a few levels in chroma, which is not under test."""
     decoded = tf.io.decode_jpeg(open(jpeg_path, 'rb').read(), channels=3).numpy()
     return np.asarray(
-        Image.fromarray(decoded)
-        .crop(preprocessing.CELEBA_CROP)
-        .resize((size, size), Image.BILINEAR)
+        Image.fromarray(decoded).crop(datasets.CELEBA_CROP).resize((size, size), Image.BILINEAR)
     )
 
 
@@ -101,7 +100,7 @@ def test_celeba_dir_skips_and_counts_corrupt_images(tmp_path):
             SourceOptions(
                 dataset='celeba', source='dir', data_dir=str(data_dir), on_corrupt='skip'
             ),
-            nvae_pipeline.transform_config('celeba', image_size=32),
+            TransformOptions(dataset='celeba', image_size=32),
         )
     )
     props = outputs['ImageExampleGen'][1]['examples'][0].custom_properties
@@ -138,7 +137,7 @@ def test_celeba_corrupt_image_fails_by_default_naming_the_file(tmp_path):
 
 def test_tfds_mnist_with_static_binarization(tmp_path):
     fixtures.write_tfds(str(tmp_path / 'tfds'), 'mnist', {'train': 24, 'test': 8})
-    config = nvae_pipeline.transform_config('mnist', binarization='static', binarization_seed=7)
+    config = TransformOptions(binarization='static', binarization_seed=7)
     outputs = run_outputs(
         run_pipeline(
             tmp_path, SourceOptions(source='tfds', data_dir=str(tmp_path / 'tfds')), config
@@ -150,7 +149,7 @@ def test_tfds_mnist_with_static_binarization(tmp_path):
     assert set(np.unique(got['image'])) == {0.0, 1.0}
     # The same ids binarize to the same pixels eagerly, one at a time: independent of batching.
     raw = tf.constant(_raw_bytes_from_tfds(tmp_path, got['id']))
-    expected = preprocessing.mnist_image(raw, tf.constant(got['id']), 'static', 7).numpy()
+    expected = preprocessing.mnist_image(raw, tf.constant(got['id']), config).numpy()
     np.testing.assert_array_equal(got['image'], expected)
 
 

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from components.example_gen import celeba, embedded, idx, sources, tfds_source
-from components.example_gen.errors import DataError
-from components.example_gen.options import SourceOptions
+from nvae_tfx.data import celeba, embedded, idx, sources, tfds_source
+from nvae_tfx.data.errors import DataError
+from nvae_tfx.options import SourceOptions
 from tests import fixtures
 
 
@@ -56,7 +56,7 @@ def test_idx_corrupt_gzip_stream(tmp_path):
 
 def test_idx_count_mismatch(tmp_path):
     fixtures.write_mnist_idx(str(tmp_path), gz=False)
-    idx.write_idx(f'{tmp_path}/train-labels-idx1-ubyte', np.zeros(39, np.uint8))
+    fixtures.write_idx(f'{tmp_path}/train-labels-idx1-ubyte', np.zeros(39, np.uint8))
     with pytest.raises(DataError, match='40 images but .*train-labels-idx1-ubyte holds 39 labels'):
         idx.read_idx_pair(*idx.find_idx_pair(str(tmp_path), 'train'))
 

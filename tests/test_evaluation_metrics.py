@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from components.evaluation import fid
-from components.evaluation import precision_recall as pr
+from nvae_tfx.evaluation import fid
+from nvae_tfx.evaluation import precision_recall as pr
 
 
 def gaussian(mean, variances, n, seed):

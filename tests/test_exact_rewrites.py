@@ -26,6 +26,7 @@ from model_code.layers import (
     upsample_bilinear_align_corners,
     upsample_nearest,
 )
+from tests.reference_formulations import strided_factorized_reduce
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,9 +59,7 @@ def factorized_reduce_case(shape=(2, 8, 8, 6)):
     layer = FactorizedReduce(shape[-1], 2 * shape[-1])
 
     def four_strided_convs(x):  # the official formulation
-        x = ops.silu(x)
-        shifted = [x, x[:, 1:, 1:], x[:, :, 1:], x[:, 1:, :]]
-        return ops.concatenate([c(s) for c, s in zip(layer.convs, shifted, strict=True)], -1)
+        return strided_factorized_reduce(layer, x)
 
     return layer, four_strided_convs, (_normal(shape, 3),)
 

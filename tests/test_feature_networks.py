@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.evaluation import feature_networks as fn
+from nvae_tfx import datasets
+from nvae_tfx.evaluation import feature_networks as fn
 from tests import fixtures
 
 
@@ -31,14 +32,14 @@ def test_digit_classifier_learns_and_reports_its_eval_accuracy(trained):
     assert accuracy >= 0.95
     assert accuracy == fn.classification_accuracy(model, eval_, eval_labels)
     # It was also trained on binarized digits, so binary inputs are classified as well.
-    binary = fn.binarize_some(tf.constant(eval_), 1.0).numpy()
+    binary = datasets.binarize_some(tf.constant(eval_), 1.0).numpy()
     assert fn.classification_accuracy(model, binary, eval_labels) >= 0.95
 
 
 def test_binarize_some_binarizes_the_chosen_fraction_of_images():
     images = tf.fill([400, 4, 4, 1], 0.5)
-    assert np.array_equal(fn.binarize_some(images, 0.0).numpy(), images.numpy())
-    out = fn.binarize_some(images, 0.5).numpy()
+    assert np.array_equal(datasets.binarize_some(images, 0.0).numpy(), images.numpy())
+    out = datasets.binarize_some(images, 0.5).numpy()
     binary = np.all((out == 0) | (out == 1), axis=(1, 2, 3))
     grey = np.all(out == 0.5, axis=(1, 2, 3))
     assert np.all(binary | grey)

@@ -6,7 +6,7 @@ import ml_metadata as mlmd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from components.example_gen.options import SourceOptions
+from nvae_tfx.options import SourceOptions
 from pipeline import inspect_mlmd
 from tests import fixtures
 from tests.pipeline_helpers import run_pipeline

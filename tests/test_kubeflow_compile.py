@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from nvae_tfx.options import EvaluationOptions
 from pipeline import configs, run_kubeflow
 
 IMAGE = 'europe-docker.pkg.dev/proj/repo/nvae-tfx:test'
@@ -142,8 +143,8 @@ def test_runtime_parameters_with_their_defaults(gpu_job):
     values = job['runtimeConfig']['parameters']
     assert values == {
         'iw_samples': {'intValue': '1000'},
-        'fid_samples': {'intValue': str(configs.EvaluationOptions.fid_num_samples)},
-        'max_regression': {'doubleValue': configs.EvaluationOptions.max_regression},
+        'fid_samples': {'intValue': str(EvaluationOptions.fid_num_samples)},
+        'max_regression': {'doubleValue': EvaluationOptions.max_regression},
     }
     evaluator = tasks(job)['GenerativeEvaluator']['inputs']['parameters']
     assert evaluator['num_iw_samples'] == {'componentInputParameter': 'iw_samples'}
@@ -181,7 +182,7 @@ def test_code_comes_from_the_image_not_packaged_wheels(gpu_job):
         for t in (transform, trainer)
     )
     assert packages - {'tfx'} == {'components'}
-    for package in packages - {'tfx'} | {'model_code', 'pipeline', 'schemas'}:
+    for package in packages - {'tfx'} | {'nvae_tfx', 'model_code', 'pipeline', 'schemas'}:
         assert re.search(rf'^COPY {package} /pipeline/{package}$', dockerfile, re.M), package
 
 

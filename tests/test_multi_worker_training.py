@@ -12,23 +12,16 @@ import keras
 import numpy as np
 import pytest
 
-from components.example_gen.options import SourceOptions
-from components.training import export
+from nvae_tfx.options import SourceOptions, TrainingOptions
+from nvae_tfx.training import export
 from tests import fixtures
 from tests.pipeline_helpers import run_outputs, run_pipeline
 
 pytestmark = pytest.mark.slow
 STEPS = 6
-CONFIG = {
-    'dataset': 'mnist',
-    'binarization': 'dynamic',
-    'preset': 'tiny',
-    'batch_size': 8,
-    'steps_per_epoch': 3,
-    'eval_steps': 1,
-    'checkpoint_every_steps': 2,
-    'jit_compile': 'false',
-}
+CONFIG = TrainingOptions(
+    preset='tiny', batch_size=8, steps_per_epoch=3, checkpoint_every_steps=2, jit_compile='false'
+).to_custom_config()
 
 
 @pytest.fixture(scope='module')

@@ -16,16 +16,16 @@ import keras
 import numpy as np
 import pytest
 
-from components.evaluation import generative_metrics
 from components.evaluator import executor as evaluator_executor
-from components.example_gen.options import SourceOptions
-from components.training import export, input_data
-from pipeline import configs
+from nvae_tfx import datasets
+from nvae_tfx.data import transformed
+from nvae_tfx.options import EvaluationOptions, SourceOptions, TrainingOptions
+from nvae_tfx.training import export
 from tests.pipeline_helpers import run_outputs, run_pipeline
 
 pytestmark = pytest.mark.slow
 
-TINY = configs.TrainingOptions(
+TINY = TrainingOptions(
     preset='tiny',
     train_steps=12,
     batch_size=8,
@@ -34,7 +34,7 @@ TINY = configs.TrainingOptions(
     checkpoint_every_steps=4,
     jit_compile='false',
 )
-EVAL = configs.EvaluationOptions(
+EVAL = EvaluationOptions(
     num_eval_examples=40,
     num_iw_samples=3,
     fid_num_samples=60,
@@ -170,14 +170,14 @@ def test_evaluator_numbers_equal_model_code(runs):
     """NLL and -ELBO recomputed here with model_code alone, on the same binarized eval images."""
     _, (first, *_) = runs
     model = evaluator_executor.load_nvae(artifact(first, 'Trainer', 'model'))
-    data = input_data.read_transformed_split(
+    data = transformed.read_transformed_split(
         artifact(first, 'Transform', 'transformed_examples').uri,
         artifact(first, 'Transform', 'transform_graph').uri,
         'eval',
         limit=EVAL.num_eval_examples,
     )
-    images = generative_metrics.binarize_fixed(
-        np.asarray(input_data.to_model_images(data['image'])), EVAL.seed
+    images = datasets.fixed_binarize(
+        np.asarray(transformed.to_model_images(data['image'])), EVAL.seed
     )
     neg_elbo, log_px = [], []
     for start in range(0, len(images), 50):  # the Evaluator's batch and call order

@@ -14,16 +14,26 @@ import pytest
 import tensorflow as tf
 
 from components.trainer import trainer_module
-from components.training import checkpoints, export, guard, loop
+from nvae_tfx.options import TrainingOptions
+from nvae_tfx.training import checkpoints, export, guard, loop
 
 STEPS_PER_EPOCH = 5
 
 
-def tiny_model(total_steps):
-    config = loop.scaled_config(
-        'tiny', {}, total_steps, dataset='mnist', image_size=32, batch_size=8
+def tiny(train_steps, **options):
+    """The tiny preset's training options on 32x32 digits, batches of 8."""
+    return TrainingOptions(
+        preset='tiny',
+        train_steps=train_steps,
+        batch_size=8,
+        steps_per_epoch=STEPS_PER_EPOCH,
+        jit_compile='false',
+        **options,
     )
-    return loop.build_model(config, jit_compile='false')
+
+
+def tiny_model(options):
+    return loop.build_model(options.model_config(image_size=32), options.jit_compile)
 
 
 def digits_dataset(nan_from_batch=None):
@@ -44,12 +54,11 @@ def test_resume_after_kill(tmp_path):
     state_dir = tmp_path / 'state'
     script = textwrap.dedent(f"""
       import sys; sys.path.insert(0, {os.getcwd()!r})
-      from tests.test_training_loop import tiny_model, digits_dataset
-      from components.training import checkpoints, loop
-      model = tiny_model(10000)
-      loop.train(model, digits_dataset(), 10000, {STEPS_PER_EPOCH},
-                 checkpoints.TrainingState({str(state_dir)!r}), {str(tmp_path / 'logs1')!r},
-                 checkpoint_every=3)
+      from tests.test_training_loop import tiny, tiny_model, digits_dataset
+      from nvae_tfx.training import checkpoints, loop
+      options = tiny(10000, checkpoint_every_steps=3)
+      loop.train(tiny_model(options), digits_dataset(), options,
+                 checkpoints.TrainingState({str(state_dir)!r}), {str(tmp_path / 'logs1')!r})
   """)
     proc = subprocess.Popen([sys.executable, '-c', script])
     state_file = state_dir / checkpoints.STATE_FILE
@@ -60,12 +69,11 @@ def test_resume_after_kill(tmp_path):
     proc.wait()
     assert state_file.exists(), 'no checkpoint was written before the kill'
 
-    model = tiny_model(12)
+    options = tiny(12)
     summary = loop.train(
-        model,
+        tiny_model(options),
         digits_dataset(),
-        12,
-        STEPS_PER_EPOCH,
+        options,
         checkpoints.TrainingState(str(state_dir)),
         str(tmp_path / 'logs2'),
     )
@@ -77,7 +85,8 @@ def test_resume_after_kill(tmp_path):
 
 
 def test_non_finite_steps_are_skipped_counted_and_divergence_fails(tmp_path):
-    model = tiny_model(30)
+    options = tiny(30, checkpoint_every_steps=2)
+    model = tiny_model(options)
     state = checkpoints.TrainingState(str(tmp_path / 'state'))
     with pytest.raises(
         guard.DivergenceError,
@@ -87,11 +96,9 @@ def test_non_finite_steps_are_skipped_counted_and_divergence_fails(tmp_path):
         loop.train(
             model,
             digits_dataset(nan_from_batch=6),
-            30,
-            STEPS_PER_EPOCH,
+            options,
             state,
             str(tmp_path / 'logs'),
-            checkpoint_every=2,
             nan_patience=3,
         )
     # Only the 6 finite batches were applied; the weights stayed finite throughout.
@@ -108,12 +115,12 @@ def test_isolated_nan_batch_is_skipped(tmp_path):
         .enumerate()
         .map(lambda i, b: tf.where(i == 3, b * np.nan, b))
     )
-    model = tiny_model(10)
+    options = tiny(10)
+    model = tiny_model(options)
     summary = loop.train(
         model,
         ds,
-        10,
-        STEPS_PER_EPOCH,
+        options,
         checkpoints.TrainingState(str(tmp_path / 'state')),
         str(tmp_path / 'logs'),
     )
@@ -122,7 +129,8 @@ def test_isolated_nan_batch_is_skipped(tmp_path):
 
 
 def test_model_with_non_finite_weights_is_not_exported(tmp_path):
-    model = tiny_model(10)
+    options = tiny(10)
+    model = tiny_model(options)
     weight = model.trainable_weights[0]
     weight.assign(np.full(weight.shape, np.nan, np.float32))
     with pytest.raises(ValueError, match='non-finite weights'):
@@ -130,8 +138,7 @@ def test_model_with_non_finite_weights_is_not_exported(tmp_path):
             model,
             str(tmp_path / 'Format-Serving'),
             tft_output=None,
-            dataset='mnist',
-            binarization='dynamic',
+            options=options,
         )
     assert not os.path.exists(tmp_path / 'Format-Serving')
 

@@ -21,7 +21,7 @@ def main(examples_uri, transform_graph_uri, output_dir, steps, config_json):
     from tfx.types import standard_artifacts
     from tfx.utils import proto_utils
 
-    from components.training import loop
+    from nvae_tfx.training import loop
 
     logging.set_verbosity(logging.INFO)  # the strategy and devices run_fn chose
     task = json.loads(os.environ.get('TF_CONFIG', '{}')).get('task', {})

@@ -12,23 +12,17 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.artifacts import FeatureNetwork
 from components.evaluator import executor
+from nvae_tfx.options import EvaluationOptions, field_type
+
+
+def _parameter(field) -> ExecutionParameter:
+    """An EvaluationOptions field as an execution parameter; optional where it may be None (no
+    threshold: MLMD cannot store an infinite float)."""
+    return ExecutionParameter(type=field_type(field), optional=field.default is None)
 
 
 class GenerativeEvaluatorSpec(types.ComponentSpec):
-    PARAMETERS = {
-        'split': ExecutionParameter(type=str),
-        'num_eval_examples': ExecutionParameter(type=int),
-        'num_iw_samples': ExecutionParameter(type=int),
-        'fid_num_samples': ExecutionParameter(type=int),
-        'sample_temperature': ExecutionParameter(type=float),
-        'readjust_bn_passes': ExecutionParameter(type=int),
-        'inception_weights': ExecutionParameter(type=str, optional=True),
-        # None: no threshold (MLMD cannot store an infinite float).
-        'max_nll': ExecutionParameter(type=float, optional=True),
-        'max_fid': ExecutionParameter(type=float, optional=True),
-        'max_regression': ExecutionParameter(type=float),
-        'seed': ExecutionParameter(type=int),
-    }
+    PARAMETERS = {f.name: _parameter(f) for f in EvaluationOptions.evaluator_fields()}
     INPUTS = {
         'model': ChannelParameter(type=standard_artifacts.Model),
         'examples': ChannelParameter(type=standard_artifacts.Examples),
@@ -45,7 +39,8 @@ class GenerativeEvaluatorSpec(types.ComponentSpec):
 class GenerativeEvaluator(base_beam_component.BaseBeamComponent):
     """Scores a trained NVAE on transformed examples and blesses it when all metrics are finite,
     NLL <= max_nll and FID <= max_fid (on the primary feature network) where those are given, and
-    neither is worse than the baseline's by more than max_regression (a fraction)."""
+    neither is worse than the baseline's by more than max_regression (a fraction); the settings
+    are an EvaluationOptions, whose fields are the execution parameters."""
 
     SPEC_CLASS = GenerativeEvaluatorSpec
     # A Beam executor spec because TFX's Evaluator executor, the base class, is a Beam executor.
@@ -56,19 +51,9 @@ class GenerativeEvaluator(base_beam_component.BaseBeamComponent):
         model,
         examples,
         transform_graph,
+        options: EvaluationOptions,
         baseline_model=None,
         feature_network=None,
-        split: str = 'eval',
-        num_eval_examples: int = 500,
-        num_iw_samples: int = 100,
-        fid_num_samples: int = 1000,
-        sample_temperature: float = 1.0,
-        readjust_bn_passes: int = 100,
-        inception_weights: str = '',
-        max_nll: float | None = None,
-        max_fid: float | None = None,
-        max_regression: float = 0.0,
-        seed: int = 0,
     ):
         super().__init__(
             spec=GenerativeEvaluatorSpec(
@@ -77,17 +62,7 @@ class GenerativeEvaluator(base_beam_component.BaseBeamComponent):
                 transform_graph=transform_graph,
                 baseline_model=baseline_model,
                 feature_network=feature_network,
-                split=split,
-                num_eval_examples=num_eval_examples,
-                num_iw_samples=num_iw_samples,
-                fid_num_samples=fid_num_samples,
-                sample_temperature=sample_temperature,
-                readjust_bn_passes=readjust_bn_passes,
-                inception_weights=inception_weights,
-                max_nll=max_nll,
-                max_fid=max_fid,
-                max_regression=max_regression,
-                seed=seed,
+                **options.evaluator_parameters(),
                 evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
                 blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             )

@@ -10,18 +10,21 @@ import keras
 import numpy as np
 from absl import logging
 from tfx import types
+from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as tfx_evaluator
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components import image_grid
-from components.evaluation import feature_networks, generative_metrics
-from components.training import export, input_data
-from components.transform import preprocessing
+from nvae_tfx import datasets, images
+from nvae_tfx.data import records, transformed
+from nvae_tfx.evaluation import feature_networks, generative_metrics
+from nvae_tfx.options import EvaluationOptions
+from nvae_tfx.training import export
 
 METRICS_FILE = 'metrics.json'
 SAMPLES_PNG = 'samples.png'
 RECONSTRUCTIONS_PNG = 'reconstructions.png'
+REASONS_PROPERTY = 'reasons'  # on the blessing: why not blessed, empty when blessed
 
 
 def load_nvae(model_artifact: types.Artifact):
@@ -78,38 +81,38 @@ class Executor(tfx_evaluator.Executor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        p = exec_properties
+        options = EvaluationOptions.from_evaluator_parameters(exec_properties)
         model = artifact_utils.get_single_instance(input_dict['model'])
         baseline = (input_dict.get('baseline_model') or [None])[0]
         evaluation = artifact_utils.get_single_instance(output_dict['evaluation'])
         blessing = artifact_utils.get_single_instance(output_dict['blessing'])
 
-        data = input_data.read_transformed_split(
+        data = transformed.read_transformed_split(
             artifact_utils.get_single_uri(input_dict['examples']),
             artifact_utils.get_single_uri(input_dict['transform_graph']),
-            p['split'],
-            limit=p['num_eval_examples'],
+            options.split,
+            limit=options.num_eval_examples,
         )
-        real = np.asarray(input_data.to_model_images(data[preprocessing.IMAGE]))
+        real = np.asarray(transformed.to_model_images(data[records.IMAGE]))
         candidate = load_nvae(model)
         nll_images = (
-            generative_metrics.binarize_fixed(real, p['seed'])
+            datasets.fixed_binarize(real, options.seed)
             if candidate.config.dataset == 'mnist'
             else real
         )
-        networks = self._feature_networks(input_dict, p)
+        networks = self._feature_networks(input_dict, options)
 
         def score(nvae):
-            keras.utils.set_random_seed(p['seed'])
+            keras.utils.set_random_seed(options.seed)
             return generative_metrics.evaluate(
                 nvae,
                 nll_images,
                 real,
                 networks,
-                num_iw_samples=p['num_iw_samples'],
-                fid_num_samples=p['fid_num_samples'],
-                temperature=p['sample_temperature'],
-                readjust_bn_passes=p['readjust_bn_passes'],
+                num_iw_samples=options.num_iw_samples,
+                fid_num_samples=options.fid_num_samples,
+                temperature=options.sample_temperature,
+                readjust_bn_passes=options.readjust_bn_passes,
             )
 
         metrics, generated = score(candidate)
@@ -123,9 +126,9 @@ class Executor(tfx_evaluator.Executor):
             metrics,
             baseline_metrics,
             primary_fid,
-            p.get('max_nll'),
-            p.get('max_fid'),
-            p['max_regression'],
+            options.max_nll,
+            options.max_fid,
+            options.max_regression,
         )
 
         self._write_evaluation(
@@ -139,13 +142,13 @@ class Executor(tfx_evaluator.Executor):
         )
 
     @staticmethod
-    def _feature_networks(input_dict, p) -> list:
+    def _feature_networks(input_dict, options: EvaluationOptions) -> list:
         networks = [
             feature_networks.load_digit_classifier(a.uri)
             for a in input_dict.get('feature_network') or []
         ]
-        if p.get('inception_weights'):
-            networks.append(feature_networks.load_inception_v3(p['inception_weights']))
+        if options.inception_weights:
+            networks.append(feature_networks.load_inception_v3(options.inception_weights))
         return networks
 
     @staticmethod
@@ -164,29 +167,37 @@ class Executor(tfx_evaluator.Executor):
         scale = 2 if candidate.config.image_size <= 32 else 1
         io_utils.write_bytes_file(
             os.path.join(evaluation.uri, SAMPLES_PNG),
-            image_grid.png_bytes(image_grid.grid(generated[:100], columns=10), scale),
+            images.png_bytes(images.grid(generated[:100], columns=10), scale),
         )
         originals = nll_images[:50]
         recons = keras.ops.convert_to_numpy(candidate.reconstruct(originals))
         pairs = np.stack([originals, recons], axis=1).reshape((-1,) + recons.shape[1:])
         io_utils.write_bytes_file(
             os.path.join(evaluation.uri, RECONSTRUCTIONS_PNG),
-            image_grid.png_bytes(image_grid.grid(pairs, columns=10), scale),
+            images.png_bytes(images.grid(pairs, columns=10), scale),
         )
         set_metric_properties(evaluation, metrics)
 
     @staticmethod
     def _write_blessing(blessing, model, baseline, reasons):
         """The properties Pusher (blessed) and LatestBlessedModelStrategy (current_model_id) read,
-        named as TFX's own Evaluator names them."""
+        and the marker file, as TFX's own Evaluator writes them; the reasons beside them."""
         blessed = not reasons
-        blessing.set_int_custom_property('blessed', int(blessed))
-        blessing.set_int_custom_property('current_model_id', model.id)
-        blessing.set_string_custom_property('current_model', model.uri)
-        if baseline is not None:
-            blessing.set_int_custom_property('baseline_model_id', baseline.id)
-            blessing.set_string_custom_property('baseline_model', baseline.uri)
-        blessing.set_string_custom_property('reasons', '; '.join(reasons))
-        io_utils.write_string_file(
-            os.path.join(blessing.uri, 'BLESSED' if blessed else 'NOT_BLESSED'), ''
+        blessing.set_int_custom_property(
+            constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+            constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE,
         )
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+        blessing.set_string_custom_property(
+            constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri
+        )
+        if baseline is not None:
+            blessing.set_int_custom_property(
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline.id
+            )
+            blessing.set_string_custom_property(
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline.uri
+            )
+        blessing.set_string_custom_property(REASONS_PROPERTY, '; '.join(reasons))
+        marker = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
+        io_utils.write_string_file(os.path.join(blessing.uri, marker), '')

@@ -4,8 +4,9 @@ from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
-from components.example_gen import executor, sources
-from components.example_gen.options import SourceOptions
+from components.example_gen import executor
+from nvae_tfx.data import sources
+from nvae_tfx.options import SourceOptions
 
 
 class ImageExampleGen(FileBasedExampleGen):

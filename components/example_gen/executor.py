@@ -14,8 +14,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components.example_gen import sources
-from components.example_gen.options import SourceOptions
+from nvae_tfx.data import sources
+from nvae_tfx.options import SourceOptions
 
 REPORT_DIR = 'IngestionReport'
 

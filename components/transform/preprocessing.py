@@ -1,60 +1,33 @@
 """Transform's preprocessing_fn (module_file). Alone in its directory on purpose: TFX hashes
 every .py beside a module file into the component's cache key, so a Trainer edit must not
-re-run Transform.
-
-custom_config:
-  dataset: 'mnist' | 'celeba'
-  binarization: 'dynamic' (default: grey levels here, a fresh Bernoulli sample per step in the
-      Trainer, as NVAE does) | 'static' (binarized once here, seeded per image id)
-  binarization_seed: int, for 'static'
-  image_size: CelebA output side (64 as NVAE's CelebA-64)
-  celeba_pixels: 'uint8' (default, stored as integers 0..255) | 'float' ([0, 1])
+re-run Transform. Its custom_config is a TransformOptions (nvae_tfx/options.py).
 """
 
 import tensorflow as tf
 
-from components.example_gen import records
-
-IMAGE = 'image'  # transformed image feature, NHWC
-LABEL = records.LABEL
-ID = records.ID
-MNIST_PAD = 2  # 28x28 -> 32x32, NVAE's MNIST canvas
-# NVAE's CelebA-64 crop box in (left, top, right, bottom): a 148x148 face-centred square.
-CELEBA_CROP = (15, 40, 163, 188)
+from nvae_tfx import datasets
+from nvae_tfx.data import records
+from nvae_tfx.options import TransformOptions
 
 
 def _squeeze(feature: tf.Tensor) -> tf.Tensor:
     return tf.reshape(feature, [-1])
 
 
-def binarize_static(images: tf.Tensor, ids: tf.Tensor, seed: int) -> tf.Tensor:
-    """Bernoulli(p = intensity) per pixel with a stateless seed derived from each image's id,
-    so the result does not depend on batching, ordering or the Beam runner."""
-    id_seeds = tf.strings.to_hash_bucket_fast(ids, 2**31 - 1)
-
-    def one(args):
-        image, id_seed = args
-        noise = tf.random.stateless_uniform(
-            tf.shape(image), seed=tf.stack([id_seed, tf.constant(seed, tf.int64)])
-        )
-        return tf.cast(noise < image, tf.float32)
-
-    return tf.map_fn(one, (images, id_seeds), fn_output_signature=tf.float32)
-
-
-def mnist_image(image_raw: tf.Tensor, ids: tf.Tensor, binarization: str, seed: int) -> tf.Tensor:
+def mnist_image(image_raw: tf.Tensor, ids: tf.Tensor, options: TransformOptions) -> tf.Tensor:
+    """Raw digits -> [0, 1] grey levels (or, binarized once, 0/1) on NVAE's canvas."""
     pixels = tf.io.decode_raw(image_raw, tf.uint8)
-    images = tf.cast(tf.reshape(pixels, [-1, *records.MNIST_SHAPE]), tf.float32) / 255.0
-    if binarization == 'static':
-        images = binarize_static(images, ids, seed)
-    elif binarization != 'dynamic':
-        raise ValueError(f"binarization must be 'dynamic' or 'static', got {binarization!r}")
-    p = MNIST_PAD
+    images = tf.cast(tf.reshape(pixels, [-1, *datasets.MNIST_SHAPE]), tf.float32) / 255.0
+    if options.binarization == 'static':
+        images = datasets.static_binarize(images, ids, options.binarization_seed)
+    p = datasets.MNIST_PAD
     return tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
 
 
-def celeba_image(jpeg: tf.Tensor, image_size: int, pixels: str) -> tf.Tensor:
-    left, top, right, bottom = CELEBA_CROP
+def celeba_image(jpeg: tf.Tensor, options: TransformOptions) -> tf.Tensor:
+    """JPEG bytes -> NVAE's face crop resized to image_size, stored as celeba_pixels says."""
+    left, top, right, bottom = datasets.CELEBA_CROP
+    image_size = options.image_size
 
     def decode_crop_resize(data):
         image = tf.io.decode_jpeg(data, channels=3)[top:bottom, left:right]
@@ -69,29 +42,21 @@ def celeba_image(jpeg: tf.Tensor, image_size: int, pixels: str) -> tf.Tensor:
         jpeg,
         fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8),
     )
-    if pixels == 'uint8':
+    if options.celeba_pixels == 'uint8':
         return tf.cast(images, tf.int64)  # tf.Example has no uint8: int64 varints of 0..255
-    if pixels == 'float':
-        return tf.cast(images, tf.float32) / 255.0
-    raise ValueError(f"celeba_pixels must be 'uint8' or 'float', got {pixels!r}")
+    return tf.cast(images, tf.float32) / 255.0
 
 
 def preprocessing_fn(inputs, custom_config):
-    dataset = custom_config.get('dataset', 'mnist')
-    ids = _squeeze(inputs[ID])
-    if dataset == 'mnist':
-        image = mnist_image(
-            _squeeze(inputs[records.IMAGE_RAW]),
-            ids,
-            custom_config.get('binarization', 'dynamic'),
-            int(custom_config.get('binarization_seed', 0)),
-        )
-        return {IMAGE: image, LABEL: _squeeze(inputs[LABEL]), ID: ids}
-    if dataset == 'celeba':
-        image = celeba_image(
-            _squeeze(inputs[records.IMAGE_ENCODED]),
-            int(custom_config.get('image_size', 64)),
-            custom_config.get('celeba_pixels', 'uint8'),
-        )
-        return {IMAGE: image, ID: ids}
-    raise ValueError(f"dataset must be 'mnist' or 'celeba', got {dataset!r}")
+    options = TransformOptions.from_custom_config(custom_config)
+    ids = _squeeze(inputs[records.ID])
+    if options.dataset == 'mnist':
+        return {
+            records.IMAGE: mnist_image(_squeeze(inputs[records.IMAGE_RAW]), ids, options),
+            records.LABEL: _squeeze(inputs[records.LABEL]),
+            records.ID: ids,
+        }
+    return {
+        records.IMAGE: celeba_image(_squeeze(inputs[records.IMAGE_ENCODED]), options),
+        records.ID: ids,
+    }

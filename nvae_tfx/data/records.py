@@ -1,21 +1,21 @@
 """The tf.Example layout of each dataset, shared by every source that produces it.
 
-Images stay compact: MNIST as its 784 raw uint8 bytes, CelebA as the original JPEG bytes.
+Images stay compact: MNIST as its raw uint8 bytes, CelebA as the original JPEG bytes.
 Decoding, cropping and scaling happen in Transform, so ExampleGen never inflates data.
 """
 
 import tensorflow as tf
 
-MNIST_SHAPE = (28, 28, 1)
-# Aligned CelebA images are 178 wide and 218 high.
-CELEBA_SHAPE = (218, 178, 3)
+from nvae_tfx import datasets
 
 # Feature names, used by the schemas in schemas/ and by the Transform module.
-IMAGE_RAW = 'image_raw'  # MNIST: 784 uint8 bytes, row-major
+IMAGE_RAW = 'image_raw'  # MNIST: the digit's uint8 bytes, row-major
 IMAGE_ENCODED = 'image_encoded'  # CelebA: the JPEG file as stored on disk
 LABEL = 'label'  # MNIST digit 0-9
 ID = 'id'  # stable per-image key: source and index, or file name
 HEIGHT, WIDTH, CHANNELS = 'height', 'width', 'channels'
+# Transform's output keeps LABEL (MNIST) and ID and adds the image as the model reads it (NHWC).
+IMAGE = 'image'
 
 
 def _bytes(value: bytes) -> tf.train.Feature:
@@ -27,7 +27,7 @@ def _int(value: int) -> tf.train.Feature:
 
 
 def mnist_example(image_raw: bytes, label: int, example_id: str) -> tf.train.Example:
-    h, w, c = MNIST_SHAPE
+    h, w, c = datasets.MNIST_SHAPE
     return tf.train.Example(
         features=tf.train.Features(
             feature={

@@ -5,7 +5,7 @@ import io
 import tensorflow as tf
 from PIL import Image
 
-from components.example_gen.errors import DataError
+from nvae_tfx.data.errors import DataError
 
 IMAGE_DIR = 'img_align_celeba'
 PARTITION_FILE = 'list_eval_partition.txt'

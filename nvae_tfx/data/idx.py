@@ -11,7 +11,8 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-from components.example_gen.errors import DataError
+from nvae_tfx import datasets
+from nvae_tfx.data.errors import DataError
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -61,9 +62,11 @@ def read_idx(path: str, expected_magic: int) -> np.ndarray:
 def read_idx_pair(images_path: str, labels_path: str):
     """Reads an images file and its labels file, checking that they describe the same digits."""
     images = read_idx(images_path, IMAGES_MAGIC)
-    if images.shape[1:] != (28, 28):
+    if images.shape[1:] != datasets.MNIST_SHAPE[:2]:
         raise DataError(
-            images_path, f'images are {images.shape[1]}x{images.shape[2]}, expected 28x28'
+            images_path,
+            f'images are {images.shape[1]}x{images.shape[2]}, expected '
+            f'{datasets.MNIST_SHAPE[0]}x{datasets.MNIST_SHAPE[1]}',
         )
     labels = read_idx(labels_path, LABELS_MAGIC)
     if len(images) != len(labels):
@@ -87,15 +90,3 @@ def find_idx_pair(data_dir: str, prefix: str):
             raise DataError(base, 'both a gzipped and a plain copy exist; keep one')
         paths.append(found[0])
     return tuple(paths)
-
-
-def write_idx(path: str, array: np.ndarray) -> None:
-    """Writes a uint8 array as an IDX file (gzipped when path ends in .gz); used for fixtures."""
-    magic = IMAGES_MAGIC if array.ndim == 3 else LABELS_MAGIC
-    payload = (
-        struct.pack(f'>I{array.ndim}I', magic, *array.shape) + array.astype(np.uint8).tobytes()
-    )
-    if path.endswith('.gz'):
-        payload = gzip.compress(payload, compresslevel=1)
-    with tf.io.gfile.GFile(path, 'wb') as f:
-        f.write(payload)

@@ -18,9 +18,11 @@ import os
 
 import tensorflow as tf
 
-from components.training import input_data
-from components.training.checkpoints import all_finite
 from model_code.nvae import NVAE
+from nvae_tfx import datasets
+from nvae_tfx.data import records, transformed
+from nvae_tfx.options import TrainingOptions
+from nvae_tfx.training.checkpoints import all_finite
 
 KERAS_DIR = 'Format-Keras'  # beside TFX's Format-Serving inside the Model artifact
 KERAS_FILE = 'nvae.keras'
@@ -32,7 +34,7 @@ def keras_model_path(model_uri: str) -> str:
 
 
 class NVAEServing(tf.Module):
-    def __init__(self, model, tft_output, dataset: str, binarization: str):
+    def __init__(self, model, tft_output, options: TrainingOptions):
         super().__init__()
         self.model = model
         # Keras tracks its SeedGenerator states itself; TF's SavedModel walk does not reach them, so
@@ -40,8 +42,7 @@ class NVAEServing(tf.Module):
         self.model_variables = list(model.variables)
         self.tft_layer = tft_output.transform_features_layer()
         self._raw_spec = tft_output.raw_feature_spec()
-        self._dataset = dataset
-        self._binarization = binarization
+        self._dataset, self._binarization = options.dataset, options.binarization
         c = model.config
         shape = (c.image_size, c.image_size, c.in_channels)
         self.sample = tf.function(
@@ -78,8 +79,8 @@ class NVAEServing(tf.Module):
 
     def _log_likelihood_examples(self, examples, num_samples):
         features = self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
-        images = input_data.per_step(
-            input_data.to_model_images(features['image']),
+        images = datasets.per_step(
+            transformed.to_model_images(features[records.IMAGE]),
             self._dataset,
             self._binarization,
             training=False,
@@ -113,13 +114,13 @@ def single_device_copy(model):
     return copy
 
 
-def export(model, serving_model_dir: str, tft_output, dataset: str, binarization: str) -> None:
+def export(model, serving_model_dir: str, tft_output, options: TrainingOptions) -> None:
     """Refuses a model with non-finite weights; otherwise writes both formats."""
     if not all_finite(model):
         raise ValueError(
             f'Refusing to export to {serving_model_dir}: the model has non-finite weights.'
         )
-    module = NVAEServing(model, tft_output, dataset, binarization)
+    module = NVAEServing(model, tft_output, options)
     tf.saved_model.save(
         module,
         serving_model_dir,

@@ -1,5 +1,5 @@
 """The training loop around model.fit: resume, checkpoints, the NaN guard, TensorBoard and a
-summary file, with the NVAE schedule scaled to the number of steps asked for."""
+summary file."""
 
 import json
 import math
@@ -10,35 +10,25 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from components.training import checkpoints, guard, monitoring
-from model_code import config as nvae_config
 from model_code.nvae import NVAE
 from model_code.optim import make_optimizer
+from nvae_tfx.options import JIT_COMPILE, TrainingOptions
+from nvae_tfx.training import checkpoints, guard, monitoring
 
 
-def scaled_config(preset: str, overrides: dict, total_steps: int, **fields):
-    """The preset with its LR warm-up kept at the same fraction of training as in the official
-    run (e.g. 5 of 400 epochs for MNIST); KL annealing is already a fraction (30%)."""
-    base = nvae_config.get_config(preset, overrides, **fields)
-    warmup = max(1, round(total_steps * base.warmup_steps / base.total_steps))
-    return nvae_config.get_config(
-        preset, overrides, total_steps=total_steps, warmup_steps=warmup, **fields
-    )
-
-
-def build_model(config, jit_compile: str = 'auto'):
+def build_model(config, jit_compile: str):
     """NVAE compiled with Adamax; every step goes through a LossScaleOptimizer so that non-finite
     gradients skip the update (float32 uses scale 1, float16 NVAE's 2^10).
-    jit_compile: 'auto' (XLA where Keras supports it), 'true' or 'false'."""
-    choices = {'auto': 'auto', 'true': True, 'false': False}
-    if str(jit_compile).lower() not in choices:
-        raise ValueError(f'jit_compile must be one of {sorted(choices)}, got {jit_compile!r}')
-    jit_compile = choices[str(jit_compile).lower()]
+    jit_compile: one of JIT_COMPILE, 'auto' for XLA where Keras supports it."""
+    if jit_compile not in JIT_COMPILE:
+        raise ValueError(f'jit_compile must be one of {JIT_COMPILE}, got {jit_compile!r}')
     model = NVAE(config)
     optimizer = make_optimizer(config)
     if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=1.0)
-    model.compile(optimizer=optimizer, jit_compile=jit_compile)
+    model.compile(
+        optimizer=optimizer, jit_compile={'true': True, 'false': False}.get(jit_compile, 'auto')
+    )
     optimizer.build(model.trainable_variables)
     return model
 
@@ -58,21 +48,19 @@ class StopAtStep(keras.callbacks.Callback):
 def train(
     model,
     train_ds,
-    total_steps: int,
-    steps_per_epoch: int,
+    options: TrainingOptions,
     state: checkpoints.TrainingState,
     log_dir: str,
     eval_ds=None,
-    eval_steps: int = 0,
     eval_images=None,
-    checkpoint_every: int = 0,
-    sample_temperature: float = 1.0,
     nan_patience: int = 20,
     chief: bool = True,
 ) -> dict:
-    """Trains until total_steps updates, resuming from `state` if it holds a checkpoint.
+    """Trains until options.train_steps updates, resuming from `state` if it holds a checkpoint;
+    evaluates options.eval_steps batches of eval_ds after every epoch where eval_ds is given.
     nan_patience: consecutive non-finite steps before stepping back to the last checkpoint.
     chief: False on all but one worker of a multi-worker run: no logs, images or summary."""
+    total_steps, steps_per_epoch = options.train_steps, options.steps_per_epoch
     start_step = state.restore(model) if state.exists() else 0
     if start_step:
         logging.info(
@@ -84,14 +72,14 @@ def train(
     non_finite = guard.NonFiniteGuard(state, patience=nan_patience)
     callbacks = [
         StopAtStep(total_steps),
-        checkpoints.Checkpointer(state, checkpoint_every),
+        checkpoints.Checkpointer(state, options.checkpoint_every_steps),
         non_finite,
     ]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch'))
     if chief and eval_images is not None:
         callbacks.append(
-            monitoring.EpochImages(log_dir, eval_images, temperature=sample_temperature)
+            monitoring.EpochImages(log_dir, eval_images, temperature=options.sample_temperature)
         )
     started = time.time()
     history = {}
@@ -103,7 +91,7 @@ def train(
             epochs=math.ceil(total_steps / steps_per_epoch) + 1,
             initial_epoch=start_step // steps_per_epoch,
             validation_data=eval_ds,
-            validation_steps=eval_steps or None,
+            validation_steps=options.eval_steps or None,
             callbacks=callbacks,
             verbose=1 if sys.stdout.isatty() else 2,
         ).history

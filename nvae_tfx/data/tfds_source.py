@@ -5,8 +5,10 @@ Nothing here downloads: machines running the pipeline may have no internet acces
 
 import tensorflow as tf
 
-from components.example_gen.errors import DataError
+from nvae_tfx.data.errors import DataError
 
+# Our dataset name -> TFDS's.
+TFDS_NAMES = {'mnist': 'mnist', 'celeba': 'celeb_a'}
 # TFDS split -> our split name, per supported dataset.
 SPLITS = {
     'mnist': {'train': 'train', 'test': 'eval'},

@@ -12,12 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from components.evaluation import fid, precision_recall
-
-
-def binarize_fixed(images: np.ndarray, seed: int) -> np.ndarray:
-    """One seeded binarization, so every model compared is scored on identical data."""
-    return (np.random.RandomState(seed).uniform(size=images.shape) < images).astype(np.float32)
+from nvae_tfx.evaluation import fid, precision_recall
 
 
 def iw_log_likelihood(model, num_iw_samples: int, batch_size: int):

@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from components import image_grid
-from components.training import checkpoints
+from nvae_tfx import images
+from nvae_tfx.training import checkpoints
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: Cov_x(E_q[z]) above this counts as active
 
@@ -25,7 +25,7 @@ def active_units(model, images) -> int:
 class EpochImages(keras.callbacks.Callback):
     """Writes samples (at `temperature`), reconstructions of fixed eval images and active units."""
 
-    def __init__(self, log_dir: str, eval_images, num_samples: int = 64, temperature: float = 1.0):
+    def __init__(self, log_dir: str, eval_images, temperature: float, num_samples: int = 64):
         super().__init__()
         self.writer = tf.summary.create_file_writer(f'{log_dir.rstrip("/")}/images')
         self.eval_images = eval_images
@@ -40,10 +40,10 @@ class EpochImages(keras.callbacks.Callback):
         pairs = np.stack([np.asarray(originals), recons], axis=1).reshape((-1,) + recons.shape[1:])
         units = active_units(self.model, self.eval_images)
         with self.writer.as_default(step=step):
-            tf.summary.image('samples', image_grid.grid(samples)[None], max_outputs=1)
+            tf.summary.image('samples', images.grid(samples)[None], max_outputs=1)
             tf.summary.image(
                 'reconstructions (original | reconstruction)',
-                image_grid.grid(pairs, columns=8)[None],
+                images.grid(pairs, columns=8)[None],
                 max_outputs=1,
             )
             tf.summary.scalar('active_units', units)

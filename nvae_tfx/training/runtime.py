@@ -7,7 +7,7 @@ import tensorflow as tf
 from absl import logging
 
 
-def configure(mixed_precision: str = 'float32'):
+def configure(mixed_precision: str):
     """Returns (strategy for the visible devices, precision to train in).
 
     Multi-worker (TF_CONFIG with several workers) -> MultiWorkerMirroredStrategy; several GPUs ->

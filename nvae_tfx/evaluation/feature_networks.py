@@ -20,11 +20,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from components.per_step_preprocessing import dynamic_binarize
+from nvae_tfx import datasets
 
 DIGIT_CLASSIFIER_NAME = 'mnist_classifier'
 INCEPTION_V3_NAME = 'inception_v3'
-MNIST_SHAPE = (32, 32, 1)  # 28x28 digits padded by 2, as Transform writes them.
 INCEPTION_SIZE = 299
 INCEPTION_WEIGHTS_FILE = 'inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5'
 _MODEL_FILE = 'digit_classifier.keras'
@@ -75,9 +74,10 @@ class FeatureNetwork:
 
 
 def _check_mnist(images) -> None:
-    if tuple(images.shape[1:]) != MNIST_SHAPE:
+    if tuple(images.shape[1:]) != datasets.MNIST_CANVAS_SHAPE:
         raise ValueError(
-            f'digit classifier expects {MNIST_SHAPE} images (28x28 padded by 2), got '
+            f'digit classifier expects {datasets.MNIST_CANVAS_SHAPE} images '
+            f'({datasets.MNIST_CROP}x{datasets.MNIST_CROP} padded by {datasets.MNIST_PAD}), got '
             f'{tuple(images.shape[1:])}'
         )
 
@@ -85,7 +85,7 @@ def _check_mnist(images) -> None:
 def build_digit_classifier(feature_dim: int = 128) -> keras.Model:
     """Three conv/pool blocks and a dense feature layer: about 99% on full MNIST in a few epochs,
     at 10 M multiply-adds per image so it trains on CPUs."""
-    inputs = keras.Input(MNIST_SHAPE, name='image')
+    inputs = keras.Input(datasets.MNIST_CANVAS_SHAPE, name='image')
     x = inputs
     for filters in (32, 64, 128):  # 32x32 -> 16 -> 8 -> 4
         x = keras.layers.Conv2D(filters, 3, padding='same', activation='relu')(x)
@@ -94,14 +94,6 @@ def build_digit_classifier(feature_dim: int = 128) -> keras.Model:
     features = keras.layers.Dense(feature_dim, activation='relu', name='features')(x)
     logits = keras.layers.Dense(10, name='logits')(keras.layers.Dropout(0.5)(features))
     return keras.Model(inputs, logits, name=DIGIT_CLASSIFIER_NAME)
-
-
-def binarize_some(images: tf.Tensor, binarized_fraction: float) -> tf.Tensor:
-    """Replaces each image of a batch, with probability binarized_fraction, by a dynamic
-    binarization of it. Generated MNIST images are Bernoulli means (grey) or samples (binary):
-    training on both puts features of either where the same digit's data is."""
-    binarize = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < binarized_fraction
-    return tf.where(binarize, dynamic_binarize(images), images)
 
 
 def train_digit_classifier(
@@ -132,7 +124,7 @@ def train_digit_classifier(
         )
         .shuffle(len(train_images), seed=seed)
         .batch(batch_size)
-        .map(lambda x, y: (binarize_some(x, binarized_fraction), y))
+        .map(lambda x, y: (datasets.binarize_some(x, binarized_fraction), y))
         .prefetch(2)
     )
     model.fit(train, epochs=epochs, verbose=0)

