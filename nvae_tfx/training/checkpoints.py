@@ -75,7 +75,24 @@ class TrainingState:
         return step(model)
 
 
-class Checkpointer(keras.callbacks.Callback):
+class StepWatcher(keras.callbacks.Callback):
+    """Base of callbacks that act when the optimizer's step reaches a target. The step advances by
+    at most one per batch, so the last value read plus the batches since bound it from above: the
+    device is read only when that bound reaches the target, not every step."""
+
+    def on_train_begin(self, logs=None):
+        self._bound = step(self.model)
+
+    def step_if_reached(self, target: int) -> int | None:
+        """Call once per batch: the applied step when it may have reached `target`, else None."""
+        self._bound += 1
+        if self._bound < target:
+            return None
+        self._bound = step(self.model)
+        return self._bound
+
+
+class Checkpointer(StepWatcher):
     """Saves the training state every `every_steps` optimizer steps and at every epoch end."""
 
     def __init__(self, state: TrainingState, every_steps: int):
@@ -83,10 +100,20 @@ class Checkpointer(keras.callbacks.Callback):
         self.state = state
         self.every_steps = every_steps
 
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._due = self._next_due(self._bound)
+
+    def _next_due(self, done: int) -> int:
+        return (done // self.every_steps + 1) * self.every_steps if self.every_steps else 0
+
     def on_train_batch_end(self, batch, logs=None):
-        done = step(self.model)
-        if self.every_steps and done and done % self.every_steps == 0:
+        if not self.every_steps:
+            return
+        done = self.step_if_reached(self._due)
+        if done is not None and done >= self._due:
             self.state.save(self.model)
+            self._due = self._next_due(done)
 
     def on_epoch_end(self, epoch, logs=None):
         self.state.save(self.model)

@@ -30,10 +30,11 @@ def build_model(config, jit_compile: str):
         optimizer=optimizer, jit_compile={'true': True, 'false': False}.get(jit_compile, 'auto')
     )
     optimizer.build(model.trainable_variables)
+    guard.roll_back_skipped_steps(model)
     return model
 
 
-class StopAtStep(keras.callbacks.Callback):
+class StopAtStep(checkpoints.StepWatcher):
     """Ends training after exactly `total_steps` applied updates (skipped steps do not count)."""
 
     def __init__(self, total_steps: int):
@@ -41,7 +42,8 @@ class StopAtStep(keras.callbacks.Callback):
         self.total_steps = total_steps
 
     def on_train_batch_end(self, batch, logs=None):
-        if checkpoints.step(self.model) >= self.total_steps:
+        done = self.step_if_reached(self.total_steps)
+        if done is not None and done >= self.total_steps:
             self.model.stop_training = True
 
 
