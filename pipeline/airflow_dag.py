@@ -59,7 +59,6 @@ def build_dag(env=os.environ):
         evaluation=cli.evaluation_options(args),
         serving_dir=args.serving_dir or os.path.join(root, 'serving'),
         user_code='installed',
-        validate_source=False,
     )
     start = datetime.datetime.fromisoformat(options.start_date)
     return AirflowDagRunner(

@@ -12,6 +12,24 @@ from model_code import config as nvae_config
 from nvae_tfx import datasets, options
 from pipeline import configs
 
+# Flags that name files or directories: '~' is the home directory in each (runners add some).
+PATH_FLAGS = (
+    'data_dir',
+    'pipeline_root',
+    'serving_dir',
+    'metadata_path',
+    'inception_weights',
+    'output',
+)
+
+
+class FlagParser(argparse.ArgumentParser):
+    """A bad flag is one line, `error: ...`, like every other error a runner reports; --help
+    shows the usage."""
+
+    def error(self, message):
+        self.exit(2, f'error: {message} (--help lists the flags)\n')
+
 
 def split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
     """(own flags, Beam args or None when there is no bare '--')."""
@@ -25,9 +43,7 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
     """The flags every runner shares; their defaults are the options' (nvae_tfx/options.py)."""
     source, transform = options.SourceOptions(), options.TransformOptions()
     training, evaluation = options.TrainingOptions(), options.EvaluationOptions()
-    p = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawTextHelpFormatter
-    )
+    p = FlagParser(description=description, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--dataset', choices=datasets.DATASETS, default=source.dataset)
     p.add_argument(
         '--source',
@@ -157,6 +173,10 @@ def parse(
     bad = [item for item in args.set if '=' not in item]
     if bad:
         parser.error(f'--set expects FIELD=VALUE, got {bad[0]!r}')
+    for name in PATH_FLAGS:
+        value = getattr(args, name, None)
+        if value and '://' not in value:
+            setattr(args, name, os.path.expanduser(value))
     return args
 
 

@@ -62,7 +62,6 @@ def create_pipeline(
     serving_dir: str | None = None,
     user_code: str = 'module_files',
     image_root: str | None = None,
-    validate_source: bool = True,
 ) -> tfx.dsl.Pipeline:
     """The pipeline for these options; transform=None and evaluation=None: the defaults for the
     source's dataset; training=None builds only the data half (ingestion, validation, Transform).
@@ -73,8 +72,6 @@ def create_pipeline(
     of the code they import (configs.TRANSFORM_CODE, TRAINER_CODE) keeps the cache honest.
     image_root: where the project lives inside the container image the components run in (its
     schemas, the embedded digits); None: this checkout.
-    validate_source: check the data source now, so bad input fails before anything runs; off
-    where the pipeline is built often (an Airflow scheduler parses DAG files every few seconds).
     """
     if user_code not in ('module_files', 'installed'):
         raise ValueError(f"user_code must be 'module_files' or 'installed', got {user_code!r}")
@@ -85,7 +82,7 @@ def create_pipeline(
         schema_dir = schema_dir or os.path.join(image_root, 'schemas', source.dataset)
         if source.source == 'embedded':
             input_base = os.path.join(image_root, configs.IMAGE_EMBEDDED_DATA)
-    example_gen = ImageExampleGen(source, validate_now=validate_source, input_base=input_base)
+    example_gen = ImageExampleGen(source, input_base=input_base)
     if user_code == 'installed':
         transform_code = dict(preprocessing_fn=configs.TRANSFORM_FN)
     else:

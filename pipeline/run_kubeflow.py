@@ -19,7 +19,7 @@ changeable per run without recompiling.
 import os
 import sys
 
-from pipeline import cli, configs, logging_setup
+from pipeline import cli, configs, logging_setup, preflight
 
 # Inside a container: as many Beam workers as the container has CPUs.
 DEFAULT_BEAM_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')
@@ -168,12 +168,14 @@ def submit(job_file: str, args) -> str:
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        preflight.check(args)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
     logging_setup.configure(args.verbose)
-    from nvae_tfx.data.errors import DataError
-
     try:
         job_file = compile_pipeline(args)
-    except (DataError, ValueError) as e:
+    except ValueError as e:
         sys.exit(f'error: {e}')
     print(f'Compiled {configs.pipeline_name(args.dataset)} for Kubeflow Pipelines v2: {job_file}')
     if args.submit:

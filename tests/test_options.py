@@ -135,9 +135,7 @@ def test_pipeline_refuses_options_for_other_data(tmp_path):
     from pipeline import nvae_pipeline
 
     def build(**options):
-        return nvae_pipeline.create_pipeline(
-            'nvae-test', str(tmp_path), SourceOptions(), validate_source=False, **options
-        )
+        return nvae_pipeline.create_pipeline('nvae-test', str(tmp_path), SourceOptions(), **options)
 
     with pytest.raises(ValueError, match="TrainingOptions.dataset 'celeba' is not the dataset"):
         build(training=TrainingOptions(dataset='celeba'))

@@ -16,12 +16,11 @@ import tensorflow as tf
 from PIL import Image
 
 from nvae_tfx import datasets
-from nvae_tfx.data import celeba, embedded, idx, records, tfds_source
+from nvae_tfx.data import celeba, checks, embedded, idx, records, tfds_source
 from nvae_tfx.data.errors import DataError
 from nvae_tfx.options import SourceOptions
 
 SKIPPED = 'skipped'
-IDX_PREFIXES = {'train': 'train', 'eval': 't10k'}
 
 
 def input_patterns(options: SourceOptions) -> dict[str, str]:
@@ -30,14 +29,15 @@ def input_patterns(options: SourceOptions) -> dict[str, str]:
     Patterns match only small index files (never CelebA's 202,599 JPEGs) so that the driver's
     per-file stat stays cheap; a changed index file or package still re-runs ingestion.
     """
+    splits = checks.split_names(options)
     if options.source == 'embedded':
-        return {s: os.path.basename(embedded.data_file()) for s in ('train', 'eval')}
+        return {s: os.path.basename(embedded.data_file()) for s in splits}
     if options.source == 'idx':
-        return {s: f'{p}-*-idx?-ubyte*' for s, p in IDX_PREFIXES.items()}
+        return {s: f'{idx.PREFIXES[s]}-*-idx?-ubyte*' for s in splits}
     if options.source == 'dir':
-        return {s: celeba.PARTITION_FILE for s in celeba.PARTITIONS.values()}
+        return {s: celeba.PARTITION_FILE for s in splits}
     name = tfds_source.TFDS_NAMES[options.dataset]
-    return {s: f'{name}/*/dataset_info.json' for s in tfds_source.SPLITS[name].values()}
+    return {s: f'{name}/*/{tfds_source.INFO_FILE}' for s in splits}
 
 
 def input_base(options: SourceOptions) -> str:
@@ -47,26 +47,23 @@ def input_base(options: SourceOptions) -> str:
 
 
 def validate(options: SourceOptions) -> dict[str, object]:
-    """Checks everything that can be checked without reading every image.
+    """Checks the source's files (checks.py) and reads what can be read without reading every
+    image: every IDX digit and label, the CelebA partition, the TFDS shard list.
 
     Returns per-split work items for the Beam readers; raises DataError on bad input.
     """
     if options.source == 'embedded':
         _, labels = embedded.load()
         return {s: idx_list.tolist() for s, idx_list in embedded.stratified_split(labels).items()}
-    if not tf.io.gfile.isdir(options.data_dir):
-        raise DataError(options.data_dir, 'data directory not found')
+    checks.check_source(options, checks.gfile_files())
     if options.source == 'idx':
         work = {}
-        for split, prefix in IDX_PREFIXES.items():
+        for split, prefix in idx.PREFIXES.items():
             pair = idx.find_idx_pair(options.data_dir, prefix)
             idx.read_idx_pair(*pair)
             work[split] = [pair]
         return work
     if options.source == 'dir':
-        image_dir = f'{options.data_dir.rstrip("/")}/{celeba.IMAGE_DIR}'
-        if not tf.io.gfile.isdir(image_dir):
-            raise DataError(image_dir, 'CelebA image directory not found')
         return celeba.read_partition_file(f'{options.data_dir.rstrip("/")}/{celeba.PARTITION_FILE}')
     return tfds_source.split_files(tfds_source.TFDS_NAMES[options.dataset], options.data_dir)
 
