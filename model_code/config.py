@@ -5,6 +5,7 @@ checked against the README commands of NVlabs/NVAE line by line.
 """
 
 import dataclasses
+import math
 
 DATASETS = ('mnist', 'celeba')
 # MNIST digits are 28x28; the model sees them on an image_size canvas (32) and scores the digit,
@@ -47,14 +48,16 @@ class NVAEConfig:
     weight_decay_norm: float = 1e-2  # lambda of the spectral and BN-gamma penalties
     num_power_iter: int = 4
 
-    # Optimisation.
+    # Optimisation. The schedule's defaults are the default CPU run: 450 steps of 64 digits
+    # (about 15 minutes on 2 cores, bench/bench_pipeline.py) with the LR warm-up over 1% of them.
     learning_rate: float = 1e-2
     learning_rate_min: float = 1e-4
-    warmup_steps: int = 100
+    warmup_steps: int = 4
     weight_decay: float = 3e-4
     adamax_epsilon: float = 1e-3
-    total_steps: int = 10000
-    batch_size: int = 64
+    total_steps: int = 450
+    batch_size: int = 64  # global: all replicas together
+    steps_per_epoch: int = 75  # about one pass over the embedded 4,500 training digits
     mixed_precision: str = 'float32'  # one of PRECISIONS
     # BatchNorm statistics over the global batch of all replicas, as the official SyncBatchNorm
     # (Keras implements it on TensorFlow only); the Trainer sets it when training on several.
@@ -95,6 +98,22 @@ class NVAEConfig:
         return self
 
 
+def official_run(
+    gpus: int, batch_per_gpu: int, epochs: int, train_images: int, warmup_epochs: int = 5
+) -> dict:
+    """The batch and step counts of an official train.py command. Its --batch_size is per GPU;
+    each GPU reads ceil(train_images / gpus) images an epoch (PyTorch's DistributedSampler pads
+    the last share) in batches that drop the incomplete last one; the LR rises linearly over
+    warmup_epochs epochs (train.py's default 5) and the step-wise cosine spans all epochs."""
+    steps_per_epoch = math.ceil(train_images / gpus) // batch_per_gpu
+    return dict(
+        batch_size=gpus * batch_per_gpu,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=epochs * steps_per_epoch,
+        warmup_steps=warmup_epochs * steps_per_epoch,
+    )
+
+
 _PRESETS = {
     # Seconds per step on a CPU; for unit tests only.
     # Two groups on each scale so that combiners at both resolutions are exercised.
@@ -111,11 +130,14 @@ _PRESETS = {
         warmup_steps=5,
         total_steps=100,
         batch_size=8,
+        steps_per_epoch=50,
     ),
     # The default CPU run (2,231,270 parameters in the official code).
     'cpu': dict(),
-    # README command of NVlabs/NVAE for MNIST (2 GPUs x 200, 400 epochs of 150 steps).
+    # README command of NVlabs/NVAE for MNIST: 2 GPUs x 200 for 400 epochs of the 60,000
+    # training digits (150 steps each, 60,000 in all; warm-up 750).
     'paper_mnist': dict(
+        dataset='mnist',
         num_channels_enc=32,
         num_channels_dec=32,
         num_groups_per_scale=10,
@@ -124,11 +146,10 @@ _PRESETS = {
         num_preprocess_cells=3,
         num_postprocess_cells=3,
         weight_decay_norm=1e-2,
-        warmup_steps=750,
-        total_steps=60000,
-        batch_size=400,
+        **official_run(gpus=2, batch_per_gpu=200, epochs=400, train_images=60_000),
     ),
-    # README command for CelebA-64 (8 GPUs x 16, 90 epochs of 1,271 steps).
+    # README command for CelebA-64: 8 GPUs x 16 for 90 epochs of the 162,770 training images
+    # (1,271 steps each, 114,390 in all; warm-up 6,355).
     'paper_celeba64': dict(
         dataset='celeba',
         image_size=64,
@@ -144,13 +165,25 @@ _PRESETS = {
         num_postprocess_cells=2,
         num_nf=1,
         weight_decay_norm=1e-1,
-        warmup_steps=6355,
-        total_steps=114390,
-        batch_size=128,
+        **official_run(gpus=8, batch_per_gpu=16, epochs=90, train_images=162_770),
     ),
 }
 
 PRESETS = tuple(_PRESETS)
+
+# How each preset's models are scored unless told otherwise: 'paper' is NVAE's own evaluation
+# (evaluate.py), 'quick' a CPU-sized one; nvae_tfx/options.py defines both.
+EVALUATION_PROTOCOLS = {
+    'tiny': 'quick',
+    'cpu': 'quick',
+    'paper_mnist': 'paper',
+    'paper_celeba64': 'paper',
+}
+
+
+def preset_dataset(preset: str) -> str | None:
+    """The dataset a preset was made for (the paper's runs), None where it suits any."""
+    return _PRESETS[preset].get('dataset')
 
 
 def _parse(field, text):
@@ -182,8 +215,10 @@ def get_config(preset: str = 'cpu', overrides: dict | None = None, **kwargs) -> 
 
 def scaled_config(preset: str, overrides: dict, total_steps: int, **kwargs) -> NVAEConfig:
     """get_config for a run of total_steps: the LR warm-up keeps the fraction of training it has
-    in the preset's official run (e.g. 5 of 400 epochs for MNIST); KL annealing is already a
-    fraction (30%)."""
+    in the preset (e.g. 5 of 400 epochs for MNIST) unless the overrides set it; KL annealing is
+    already a fraction (30%)."""
     base = get_config(preset, overrides, **kwargs)
-    warmup = max(1, round(total_steps * base.warmup_steps / base.total_steps))
+    warmup = base.warmup_steps
+    if 'warmup_steps' not in (overrides or {}):
+        warmup = max(1, round(total_steps * base.warmup_steps / base.total_steps))
     return get_config(preset, overrides, total_steps=total_steps, warmup_steps=warmup, **kwargs)

@@ -10,9 +10,16 @@ the component's executor or module file decodes:
   TrainArgs and EvalArgs;
 * EvaluationOptions -> GenerativeEvaluator's execution parameters, one per field (so that a
   field may be an orchestrator's runtime parameter), and DigitClassifierTrainer's epochs.
+
+A field whose default is None is owned by the model preset (model_code/config.py: batch size,
+steps) or by the evaluation protocol the preset names (PROTOCOLS: images scored, importance
+samples, generated and real counts, temperature, BatchNorm readjustment): given a value, that
+value wins; left at None, the object fills it in when it is made (`_resolve`), so every options
+object a component receives, and ML Metadata records, holds the values actually used.
 """
 
 import dataclasses
+import math
 import types
 import typing
 from typing import ClassVar
@@ -45,6 +52,19 @@ def field_type(field: dataclasses.Field):
     if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
         kind = next(t for t in typing.get_args(kind) if t is not type(None))
     return typing.get_origin(kind) or kind
+
+
+def _resolve(options, **defaults) -> None:
+    """Fills the fields of a frozen options object that are None with the given defaults."""
+    for name, value in defaults.items():
+        if getattr(options, name) is None:
+            object.__setattr__(options, name, value)
+
+
+def _check_at_least(name: str, value, minimum: int) -> None:
+    """Numbers only: a field may hold an orchestrator's runtime parameter instead."""
+    if isinstance(value, (int, float)) and value < minimum:
+        raise ValueError(f'{name} must be at least {minimum}, got {value}')
 
 
 def _decode(cls, values: dict, **given):
@@ -140,27 +160,112 @@ class TransformOptions:
         return _decode(cls, config)
 
 
+SPLITS = ('train', 'eval', 'test')  # 'test': CelebA only
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationProtocol:
+    """How models are scored; each field is the default of the EvaluationOptions field of the
+    same name. BatchNorm readjustment and the sampling temperature are TrainingOptions fields
+    too: the Trainer readjusts the decoder's statistics and exports them as the model's sampling
+    state, so a pushed model samples as it was evaluated."""
+
+    # Scored for the likelihoods. 'eval' is the split NVAE reports: MNIST's 10,000 test digits
+    # (the embedded source's 500 eval digits), CelebA's validation partition (19,867 images).
+    split: str
+    num_eval_examples: int  # 0: the whole split
+    num_iw_samples: int  # importance samples K of the NLL bound
+    # FID and precision/recall: generated images against real ones from fid_reference_split
+    # (None: the split scored), at most fid_reference_examples of them (0: the whole split).
+    fid_num_samples: int
+    fid_reference_split: str | None
+    fid_reference_examples: int
+    sample_temperature: float  # of the prior's latents, in readjustment and in sampling
+    readjust_bn_passes: int  # decoder forward passes in training mode before sampling
+    readjust_bn_batch: int  # prior samples per pass
+
+
+PROTOCOLS = {
+    # NVAE's evaluate.py: IW-NLL with K=1000 on the whole split; FID as its FID mode (z at
+    # temperature 1.0, BatchNorm readjusted over 500 passes of 2 samples) with 10,000 generated
+    # images (the official 50,000 on request: --fid_samples) against at most 50,000 training
+    # images (scripts/precompute_fid_statistics.py's default).
+    'paper': EvaluationProtocol(
+        split='eval',
+        num_eval_examples=0,
+        num_iw_samples=1000,
+        fid_num_samples=10_000,
+        fid_reference_split='train',
+        fid_reference_examples=50_000,
+        sample_temperature=1.0,
+        readjust_bn_passes=500,
+        readjust_bn_batch=2,
+    ),
+    # Minutes on a CPU: K=50 on 500 images; 1,000 generated images against the whole split
+    # scored (the embedded digits' 500).
+    'quick': EvaluationProtocol(
+        split='eval',
+        num_eval_examples=500,
+        num_iw_samples=50,
+        fid_num_samples=1000,
+        fid_reference_split=None,
+        fid_reference_examples=0,
+        sample_temperature=1.0,
+        readjust_bn_passes=100,
+        readjust_bn_batch=16,
+    ),
+}
+
+
+def evaluation_protocol(preset: str, given: str | None = None) -> str:
+    """The protocol given, else the one the preset names (model_code/config.py)."""
+    protocol = given or nvae_config.EVALUATION_PROTOCOLS[preset]
+    _check('eval_protocol', protocol, PROTOCOLS)
+    return protocol
+
+
+# Model config fields that overrides cannot set: {field: what sets it}.
+_NOT_OVERRIDABLE = {
+    'dataset': 'the dataset',
+    'image_size': 'the data',
+    'batch_size': 'TrainingOptions.batch_size (--batch_size)',
+    'total_steps': 'TrainingOptions.train_steps (--train_steps)',
+    'steps_per_epoch': 'TrainingOptions.steps_per_epoch (--steps_per_epoch)',
+    'mixed_precision': 'TrainingOptions.mixed_precision (--mixed_precision)',
+    'sync_batch_norm': 'the number of replicas',
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingOptions:
     """What the Trainer runs (components/trainer/trainer_module.py): the model is a model_code
-    preset with overrides (model_code/config.py), trained for train_steps on this data."""
+    preset with overrides (model_code/config.py), trained for train_steps on this data. The
+    preset owns the schedule (batch size, steps, the LR warm-up scaled to train_steps) and names
+    the evaluation protocol whose BatchNorm readjustment the Trainer applies before export."""
 
     dataset: str = SourceOptions.dataset
     binarization: str = TransformOptions.binarization  # as Transform stores MNIST images
     preset: str = 'cpu'
     overrides: dict[str, str] = dataclasses.field(default_factory=dict)
-    # 450: about 12 minutes of the cpu preset on 2 cores (bench/bench_pipeline.py).
-    train_steps: int = 450
-    batch_size: int = 64
-    steps_per_epoch: int = 75  # about one pass over the embedded 4,500 training digits
+    # None: the preset's (NVAEConfig.total_steps, batch_size, steps_per_epoch). batch_size is
+    # global, over all replicas.
+    train_steps: int | None = None
+    batch_size: int | None = None
+    steps_per_epoch: int | None = None
     eval_steps: int = 5
     checkpoint_every_steps: int = 200  # and at every epoch end; a re-run resumes from the last
     mixed_precision: str = 'float32'  # GPU only
     jit_compile: str = 'auto'  # XLA for the train step: 'auto' where Keras supports it
-    sample_temperature: float = 1.0  # of the sample grids in TensorBoard
+    eval_protocol: str | None = None  # None: the preset's (nvae_config.EVALUATION_PROTOCOLS)
+    # None: the protocol's. The temperature of generated images (TensorBoard's grids too).
+    sample_temperature: float | None = None
+    readjust_bn_passes: int | None = None
+    readjust_bn_batch: int | None = None
 
     # Carried by TFX's TrainArgs and EvalArgs, not by custom_config.
     STEP_FIELDS: ClassVar = ('train_steps', 'eval_steps')
+    # What the Trainer's BatchNorm readjustment and the Evaluator's sampling must agree on.
+    SAMPLING_FIELDS: ClassVar = ('sample_temperature', 'readjust_bn_passes', 'readjust_bn_batch')
 
     def __post_init__(self):
         _check('dataset', self.dataset, datasets.DATASETS)
@@ -172,6 +277,29 @@ class TrainingOptions:
         unknown = sorted(set(self.overrides) - model_fields)
         if unknown:
             raise ValueError(f'overrides name no model_code config field: {unknown}')
+        for name in sorted(set(self.overrides) & set(_NOT_OVERRIDABLE)):
+            raise ValueError(f'overrides cannot set {name}: {_NOT_OVERRIDABLE[name]} does')
+        made_for = nvae_config.preset_dataset(self.preset)
+        if made_for not in (None, self.dataset):
+            raise ValueError(
+                f"preset {self.preset} is the paper's {made_for} model; the dataset is "
+                f'{self.dataset}'
+            )
+        object.__setattr__(
+            self, 'eval_protocol', evaluation_protocol(self.preset, self.eval_protocol)
+        )
+        preset = nvae_config.get_config(self.preset, self.overrides)
+        protocol = PROTOCOLS[self.eval_protocol]
+        _resolve(
+            self,
+            train_steps=preset.total_steps,
+            batch_size=preset.batch_size,
+            steps_per_epoch=preset.steps_per_epoch,
+            **{name: getattr(protocol, name) for name in self.SAMPLING_FIELDS},
+        )
+        for name in ('train_steps', 'batch_size', 'steps_per_epoch', 'readjust_bn_batch'):
+            _check_at_least(name, getattr(self, name), 1)
+        _check_at_least('readjust_bn_passes', self.readjust_bn_passes, 0)
 
     def to_custom_config(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.STEP_FIELDS}
@@ -192,6 +320,7 @@ class TrainingOptions:
             self.train_steps,
             dataset=self.dataset,
             batch_size=self.batch_size,
+            steps_per_epoch=self.steps_per_epoch,
             **fields,
         )
 
@@ -199,25 +328,61 @@ class TrainingOptions:
 @dataclasses.dataclass(frozen=True)
 class EvaluationOptions:
     """What GenerativeEvaluator measures and when it blesses (components/evaluator/), and the
-    MNIST feature network it measures sample quality with (DigitClassifierTrainer)."""
+    MNIST feature network it measures sample quality with (DigitClassifierTrainer). Fields at
+    None take the protocol's value (EvaluationProtocol says what each means)."""
 
-    split: str = 'eval'
-    num_eval_examples: int = 500
-    num_iw_samples: int = 50  # the paper uses 1000 (--iw_samples=1000); recorded with every result
-    fid_num_samples: int = 1000
-    sample_temperature: float = TrainingOptions.sample_temperature
-    readjust_bn_passes: int = 100
+    protocol: str = evaluation_protocol(TrainingOptions.preset)
+    split: str | None = None
+    num_eval_examples: int | None = None
+    num_iw_samples: int | None = None
+    fid_num_samples: int | None = None
+    fid_reference_split: str | None = None
+    fid_reference_examples: int | None = None
+    sample_temperature: float | None = None
+    readjust_bn_passes: int | None = None
+    readjust_bn_batch: int | None = None
     inception_weights: str = ''  # a local Inception-v3 no-top weights file enables *_inception_v3
     max_nll: float | None = None  # blessing thresholds; None: not checked
     max_fid: float | None = None
     max_regression: float = 0.01  # a candidate may be at most 1% worse than the last blessed model
-    seed: int = 0
+    seed: int = 0  # of the MNIST images' one binarization for the likelihoods, and of sampling
     digit_classifier: bool = True  # MNIST: train the feature network for FID (cached across runs)
     digit_classifier_epochs: int = 10
 
     # Settings of DigitClassifierTrainer, which the pipeline adds when digit_classifier is set;
     # every other field is an execution parameter of GenerativeEvaluator.
     CLASSIFIER_FIELDS: ClassVar = ('digit_classifier', 'digit_classifier_epochs')
+
+    def __post_init__(self):
+        _check('protocol', self.protocol, PROTOCOLS)
+        protocol = PROTOCOLS[self.protocol]
+        _resolve(
+            self,
+            **{
+                f.name: getattr(protocol, f.name)
+                for f in dataclasses.fields(EvaluationProtocol)
+                if f.name != 'fid_reference_split'
+            },
+        )
+        _resolve(self, fid_reference_split=protocol.fid_reference_split or self.split)
+        _check('split', self.split, SPLITS)
+        _check('fid_reference_split', self.fid_reference_split, SPLITS)
+        for name in ('num_eval_examples', 'fid_reference_examples', 'readjust_bn_passes'):
+            _check_at_least(name, getattr(self, name), 0)
+        _check_at_least('num_iw_samples', self.num_iw_samples, 1)
+        _check_at_least('readjust_bn_batch', self.readjust_bn_batch, 1)
+        # k-NN precision/recall needs more than k = 3 generated images.
+        _check_at_least('fid_num_samples', self.fid_num_samples, 4)
+        for name in ('max_nll', 'max_fid', 'max_regression'):
+            value = getattr(self, name)
+            # Every comparison with NaN is false: a NaN threshold would bless anything.
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f'{name} must be a finite number, got {value}')
+
+    def measures_sample_quality(self, dataset: str) -> bool:
+        """Whether a feature network measures FID and precision/recall: the MNIST digit
+        classifier, or Inception-v3 from inception_weights."""
+        return bool(self.inception_weights) or (dataset == 'mnist' and self.digit_classifier)
 
     @classmethod
     def evaluator_fields(cls) -> tuple[dataclasses.Field, ...]:

@@ -5,7 +5,10 @@ bare '--' goes to Beam unchanged.
 """
 
 import argparse
+import dataclasses
+import json
 import os
+import sys
 from collections.abc import Sequence
 
 from model_code import config as nvae_config
@@ -39,12 +42,32 @@ def split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
     return argv[: argv.index('--')], argv[argv.index('--') + 1 :]
 
 
+def _preset_defaults(field: str) -> str:
+    """'default: the preset's (tiny 8, cpu 64, ...)' for a model_code config field."""
+    values = ', '.join(
+        f'{p} {getattr(nvae_config.get_config(p), field)}' for p in nvae_config.PRESETS
+    )
+    return f"default: the preset's ({values})"
+
+
+def _protocol_defaults(field: str) -> str:
+    """'default: the evaluation protocol's (paper 1000, quick 50)' for a protocol field."""
+    values = ', '.join(f'{n} {getattr(p, field)}' for n, p in options.PROTOCOLS.items())
+    return f"default: the evaluation protocol's ({values})"
+
+
 def pipeline_parser(description: str) -> argparse.ArgumentParser:
-    """The flags every runner shares; their defaults are the options' (nvae_tfx/options.py)."""
+    """The flags every runner shares; their defaults are the options' (nvae_tfx/options.py).
+    Flags that default to None are owned by the preset or its evaluation protocol: the options
+    resolve them, and a flag given always wins."""
     source, transform = options.SourceOptions(), options.TransformOptions()
     training, evaluation = options.TrainingOptions(), options.EvaluationOptions()
     p = FlagParser(description=description, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument('--dataset', choices=datasets.DATASETS, default=source.dataset)
+    p.add_argument(
+        '--dataset',
+        choices=datasets.DATASETS,
+        help=f"default: the preset's (paper_celeba64: celeba), else {source.dataset}",
+    )
     p.add_argument(
         '--source',
         help='; '.join(
@@ -88,9 +111,13 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
         metavar='FIELD=VALUE',
         help='override a model_code config field, e.g. --set num_channels_enc=32',
     )
-    p.add_argument('--train_steps', type=int, default=training.train_steps)
-    p.add_argument('--batch_size', type=int, default=training.batch_size)
-    p.add_argument('--steps_per_epoch', type=int, default=training.steps_per_epoch)
+    p.add_argument('--train_steps', type=int, help=_preset_defaults('total_steps'))
+    p.add_argument(
+        '--batch_size',
+        type=int,
+        help='global, over all GPUs; ' + _preset_defaults('batch_size'),
+    )
+    p.add_argument('--steps_per_epoch', type=int, help=_preset_defaults('steps_per_epoch'))
     p.add_argument(
         '--checkpoint_every_steps',
         type=int,
@@ -110,22 +137,66 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
         help="XLA compilation of the train step ('auto': where Keras supports it)",
     )
     p.add_argument('--no_train', action='store_true', help='stop after Transform')
-    p.add_argument('--eval_split', default=evaluation.split, help="'eval' or 'test' (CelebA)")
-    p.add_argument('--eval_examples', type=int, default=evaluation.num_eval_examples)
+    p.add_argument(
+        '--eval_protocol',
+        choices=tuple(options.PROTOCOLS),
+        help="how models are scored: 'paper' (NVAE's evaluation: K=1000 on the whole split, "
+        'FID of 10,000 samples against up to 50,000 training images) or '
+        "'quick' (minutes on a CPU); default: the preset's "
+        f'({", ".join(f"{k} {v}" for k, v in nvae_config.EVALUATION_PROTOCOLS.items())}). '
+        'The flags below override single settings',
+    )
+    p.add_argument(
+        '--eval_split',
+        choices=options.SPLITS[1:],
+        help="scored split: 'eval' (MNIST test digits, CelebA validation) or 'test' (CelebA); "
+        + _protocol_defaults('split'),
+    )
+    p.add_argument(
+        '--eval_examples',
+        type=int,
+        help='images scored (0: the whole split); ' + _protocol_defaults('num_eval_examples'),
+    )
     p.add_argument(
         '--iw_samples',
         type=int,
-        default=evaluation.num_iw_samples,
-        help='importance samples K for the NLL bound (the paper: 1000)',
+        help='importance samples K of the NLL bound; ' + _protocol_defaults('num_iw_samples'),
     )
-    p.add_argument('--fid_samples', type=int, default=evaluation.fid_num_samples)
+    p.add_argument(
+        '--fid_samples',
+        type=int,
+        help='generated images for FID and precision/recall; '
+        + _protocol_defaults('fid_num_samples'),
+    )
+    p.add_argument(
+        '--fid_reference_split',
+        choices=options.SPLITS,
+        help="real images they are compared with; default: the protocol's (paper train, "
+        'quick the scored split)',
+    )
+    p.add_argument(
+        '--fid_reference_examples',
+        type=int,
+        help='at most this many real images (0: the whole split); '
+        + _protocol_defaults('fid_reference_examples'),
+    )
     p.add_argument(
         '--sample_temperature',
         type=float,
-        default=training.sample_temperature,
-        help="of generated images: the Evaluator's metrics and grids, TensorBoard's grids",
+        help="of generated images: BatchNorm readjustment, the Evaluator's metrics and grids, "
+        "TensorBoard's grids; " + _protocol_defaults('sample_temperature'),
     )
-    p.add_argument('--readjust_bn_passes', type=int, default=evaluation.readjust_bn_passes)
+    p.add_argument(
+        '--readjust_bn_passes',
+        type=int,
+        help='BatchNorm readjustment before sampling: decoder passes in training mode; '
+        + _protocol_defaults('readjust_bn_passes'),
+    )
+    p.add_argument(
+        '--readjust_bn_batch',
+        type=int,
+        help='prior samples per readjustment pass; ' + _protocol_defaults('readjust_bn_batch'),
+    )
     p.add_argument(
         '--no_digit_classifier',
         action='store_true',
@@ -149,7 +220,8 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
         '--max_fid',
         type=float,
         default=evaluation.max_fid,
-        help='blessing threshold on the first feature network (default: none)',
+        help='blessing threshold on the first feature network (default: none); needs one: '
+        'the MNIST digit classifier or --inception_weights',
     )
     p.add_argument(
         '--max_regression',
@@ -177,6 +249,10 @@ def parse(
         value = getattr(args, name, None)
         if value and '://' not in value:
             setattr(args, name, os.path.expanduser(value))
+    # The paper presets name their dataset; the others train on the default one.
+    args.dataset = (
+        args.dataset or nvae_config.preset_dataset(args.preset) or options.SourceOptions.dataset
+    )
     return args
 
 
@@ -218,19 +294,27 @@ def training_options(args) -> options.TrainingOptions | None:
         checkpoint_every_steps=args.checkpoint_every_steps,
         mixed_precision=args.mixed_precision,
         jit_compile=args.jit_compile,
+        eval_protocol=args.eval_protocol,
         sample_temperature=args.sample_temperature,
+        readjust_bn_passes=args.readjust_bn_passes,
+        readjust_bn_batch=args.readjust_bn_batch,
     )
 
 
 def evaluation_options(args, **runtime_parameters) -> options.EvaluationOptions:
-    """runtime_parameters: fields given as orchestrator RuntimeParameters instead of values."""
+    """runtime_parameters: fields given as orchestrator RuntimeParameters instead of values.
+    Refuses --max_fid where no feature network will measure FID."""
     values = dict(
+        protocol=options.evaluation_protocol(args.preset, args.eval_protocol),
         split=args.eval_split,
         num_eval_examples=args.eval_examples,
         num_iw_samples=args.iw_samples,
         fid_num_samples=args.fid_samples,
+        fid_reference_split=args.fid_reference_split,
+        fid_reference_examples=args.fid_reference_examples,
         sample_temperature=args.sample_temperature,
         readjust_bn_passes=args.readjust_bn_passes,
+        readjust_bn_batch=args.readjust_bn_batch,
         digit_classifier=not args.no_digit_classifier,
         digit_classifier_epochs=args.digit_classifier_epochs,
         inception_weights=_local(args.inception_weights),
@@ -238,4 +322,61 @@ def evaluation_options(args, **runtime_parameters) -> options.EvaluationOptions:
         max_fid=args.max_fid,
         max_regression=args.max_regression,
     )
-    return options.EvaluationOptions(**{**values, **runtime_parameters})
+    evaluation = options.EvaluationOptions(**{**values, **runtime_parameters})
+    if evaluation.max_fid is not None and not evaluation.measures_sample_quality(args.dataset):
+        raise ValueError(
+            f'--max_fid={evaluation.max_fid}: no feature network measures FID on '
+            f'{args.dataset} here; give --inception_weights FILE'
+            + (' or drop --no_digit_classifier' if args.dataset == 'mnist' else '')
+        )
+    return evaluation
+
+
+def model_image_size(transform: options.TransformOptions) -> int:
+    """The side of the images the model sees: MNIST's canvas, CelebA's Transform output."""
+    return datasets.MNIST_CANVAS if transform.dataset == 'mnist' else transform.image_size
+
+
+def resolved_config(args, **runner) -> dict:
+    """Everything a run will use, resolved from preset, protocol and flags: what --print_config
+    shows. runner: the runner's own settings (where metadata lives, which cluster)."""
+    source, transform = source_options(args), transform_options(args)
+    training = training_options(args)
+    config = {
+        'source': dataclasses.asdict(source),
+        'transform': transform.to_custom_config(),
+        'training': None,
+        'schedule': None,
+        'model': None,
+        'evaluation': None,
+        'beam_args': list(args.beam_args),
+        'runner': runner,
+    }
+    if training is None:
+        return config
+    model = training.model_config(image_size=model_image_size(transform))
+    config.update(
+        training=dataclasses.asdict(training),
+        schedule={
+            'global_batch': training.batch_size,
+            'train_steps': training.train_steps,
+            'steps_per_epoch': training.steps_per_epoch,
+            'epochs': round(training.train_steps / training.steps_per_epoch, 2),
+            'learning_rate': model.learning_rate,
+            'lr_warmup_steps': model.warmup_steps,
+            'lr_cosine_to': model.learning_rate_min,
+            'kl_warmup_steps': round(model.kl_anneal_portion * model.total_steps),
+        },
+        model=dataclasses.asdict(model),
+        evaluation=dataclasses.asdict(evaluation_options(args)),
+    )
+    return config
+
+
+def print_config(args, **runner) -> None:
+    """--print_config: the resolved configuration as JSON on stdout, or one error line."""
+    try:
+        config = resolved_config(args, **runner)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
+    print(json.dumps(config, indent=1))

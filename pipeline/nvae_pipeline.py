@@ -26,9 +26,13 @@ from pipeline import configs
 
 
 def _check_agreement(
-    source: SourceOptions, transform: TransformOptions, training: TrainingOptions | None
+    source: SourceOptions,
+    transform: TransformOptions,
+    training: TrainingOptions | None,
+    evaluation: EvaluationOptions | None,
 ) -> None:
-    """Every component must see the same data: one clear error before anything runs."""
+    """Every component must see the same data, and the model must be evaluated as it samples:
+    one clear error before anything runs."""
     if transform.dataset != source.dataset:
         raise ValueError(
             f'TransformOptions.dataset {transform.dataset!r} is not the dataset read, '
@@ -46,6 +50,13 @@ def _check_agreement(
             f'TrainingOptions.binarization {training.binarization!r} is not the one Transform '
             f'applies, {transform.binarization!r}'
         )
+    for name in TrainingOptions.SAMPLING_FIELDS:
+        if evaluation is not None and getattr(evaluation, name) != getattr(training, name):
+            raise ValueError(
+                f'EvaluationOptions.{name} {getattr(evaluation, name)!r} is not the '
+                f"TrainingOptions' {getattr(training, name)!r}: the Trainer readjusts BatchNorm "
+                'for sampling as the Evaluator samples'
+            )
 
 
 def create_pipeline(
@@ -63,8 +74,9 @@ def create_pipeline(
     user_code: str = 'module_files',
     image_root: str | None = None,
 ) -> tfx.dsl.Pipeline:
-    """The pipeline for these options; transform=None and evaluation=None: the defaults for the
-    source's dataset; training=None builds only the data half (ingestion, validation, Transform).
+    """The pipeline for these options; transform=None: the defaults for the source's dataset;
+    evaluation=None: the training's evaluation protocol and sampling settings; training=None
+    builds only the data half (ingestion, validation, Transform).
 
     user_code: 'module_files' (TFX packages the Transform and Trainer module files when the
     pipeline is compiled: local runs) or 'installed' (they are imported from the installed
@@ -76,7 +88,7 @@ def create_pipeline(
     if user_code not in ('module_files', 'installed'):
         raise ValueError(f"user_code must be 'module_files' or 'installed', got {user_code!r}")
     transform = transform or TransformOptions(dataset=source.dataset)
-    _check_agreement(source, transform, training)
+    _check_agreement(source, transform, training, evaluation)
     input_base = None
     if image_root:
         schema_dir = schema_dir or os.path.join(image_root, 'schemas', source.dataset)
@@ -118,7 +130,11 @@ def create_pipeline(
         components += _model_half(
             transform_component,
             training,
-            evaluation or EvaluationOptions(),
+            evaluation
+            or EvaluationOptions(
+                protocol=training.eval_protocol,
+                **{name: getattr(training, name) for name in TrainingOptions.SAMPLING_FIELDS},
+            ),
             serving_dir or configs.serving_dir(source.dataset),
             user_code,
         )

@@ -2,34 +2,25 @@
 imported (which takes a minute or more on a small machine), so that a bad flag or missing data
 fails at once with one line instead of minutes later inside a component.
 
-Checked: every numeric flag's range; the options the flags build (nvae_tfx/options.py); the
-evaluation split against the splits the source provides; the model configuration the Trainer
-will build (validated, not built: model_code/config.py); the data the chosen source needs, on
-local paths (nvae_tfx/data/checks.py; remote paths are checked by ExampleGen on the machine that
-reads them); local files named by flags. Imports nothing heavier than NumPy.
+Checked: the options the flags build (nvae_tfx/options.py) and the ranges of the few flags they
+leave unchecked; the evaluation and FID reference splits against the splits the source
+provides; the model configuration the Trainer will build (validated, not built:
+model_code/config.py); the data the chosen source needs, on local paths
+(nvae_tfx/data/checks.py; remote paths are checked by ExampleGen on the machine that reads
+them); local files named by flags. Imports nothing heavier than NumPy.
 """
 
 import os
 
 from model_code import config as nvae_config
-from nvae_tfx import datasets
 from nvae_tfx.data import checks
 from nvae_tfx.data.errors import DataError
 from pipeline import cli
 
-# Flags that count something: at least 1. A flag whose value is None is left to its default.
-_POSITIVE = (
-    'train_steps',
-    'batch_size',
-    'steps_per_epoch',
-    'checkpoint_every_steps',
-    'eval_examples',
-    'iw_samples',
-    'fid_samples',
-    'digit_classifier_epochs',
-    'image_size',
-)
-_NON_NEGATIVE = ('readjust_bn_passes', 'max_regression', 'max_nll', 'max_fid')
+# Flags whose range no options object checks (nvae_tfx/options.py checks the rest). A flag
+# whose value is None is left to the preset or protocol.
+_POSITIVE = ('checkpoint_every_steps', 'digit_classifier_epochs', 'image_size')
+_NON_NEGATIVE = ('max_regression', 'max_nll', 'max_fid')
 
 
 def is_remote(path: str | None) -> bool:
@@ -37,19 +28,30 @@ def is_remote(path: str | None) -> bool:
 
 
 def check(args) -> None:
-    """Raises ValueError (DataError for files) with a message naming the flag or file."""
+    """Both checks below; raises ValueError (DataError for files) naming the flag or file."""
+    check_settings(args)
+    check_files(args)
+
+
+def check_settings(args) -> None:
+    """The flags and what they resolve to, without reading any file."""
     _check_ranges(args)
     source = cli.source_options(args)
     transform = cli.transform_options(args)
-    _check_eval_split(args, source)
     _check_overrides(args)
     training = cli.training_options(args)
     evaluation = cli.evaluation_options(args)
+    _check_splits(source, evaluation)
     if training is not None:
         _check_model(training, transform)
+
+
+def check_files(args) -> None:
+    """The data the source needs and the files flags name, where they are local paths."""
+    source = cli.source_options(args)
     if not is_remote(source.data_dir):
         checks.check_source(source)
-    weights = evaluation.inception_weights
+    weights = cli.evaluation_options(args).inception_weights
     if weights and not is_remote(weights) and not os.path.isfile(weights):
         raise DataError(weights, 'Inception-v3 weights file (--inception_weights) not found')
 
@@ -67,13 +69,18 @@ def _check_ranges(args) -> None:
         raise ValueError(f'--sample_temperature must be positive, got {args.sample_temperature}')
 
 
-def _check_eval_split(args, source) -> None:
+def _check_splits(source, evaluation) -> None:
+    """The scored split and the FID reference split must be splits the source provides."""
     splits = checks.split_names(source)
-    if args.eval_split not in splits:
-        raise ValueError(
-            f'--eval_split={args.eval_split}: {source.dataset} from the {source.source} source '
-            f'has the splits {", ".join(splits)}'
-        )
+    for flag, split in (
+        ('eval_split', evaluation.split),
+        ('fid_reference_split', evaluation.fid_reference_split),
+    ):
+        if split not in splits:
+            raise ValueError(
+                f'--{flag}={split}: {source.dataset} from the {source.source} source has the '
+                f'splits {", ".join(splits)}'
+            )
 
 
 def _check_overrides(args) -> None:
@@ -86,13 +93,8 @@ def _check_overrides(args) -> None:
             raise ValueError(f'--set {item}: {e}') from e
 
 
-def model_image_size(transform) -> int:
-    """The side of the images the model sees: MNIST's canvas, CelebA's --image_size."""
-    return datasets.MNIST_CANVAS if transform.dataset == 'mnist' else transform.image_size
-
-
 def _check_model(training, transform) -> None:
-    size = model_image_size(transform)
+    size = cli.model_image_size(transform)
     try:
         training.model_config(image_size=size, mixed_precision=training.mixed_precision)
     except ValueError as e:

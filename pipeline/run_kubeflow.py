@@ -60,6 +60,11 @@ def parse_args(argv):
     p.add_argument('--service_account', help='the job runs as this account (with --submit)')
     p.add_argument('--no_cache', action='store_true', help='re-run every component')
     p.add_argument('--verbose', action='store_true', help='show all TFX/Beam/TensorFlow logs')
+    p.add_argument(
+        '--print_config',
+        action='store_true',
+        help='print the resolved configuration as JSON and exit without compiling',
+    )
     args = cli.parse(p, argv, DEFAULT_BEAM_ARGS)
     if not args.pipeline_root:
         p.error(
@@ -83,6 +88,18 @@ def resource_spec(gpus: int, gpu_type: str, cpus: float, memory_gb: float):
     return spec
 
 
+def runtime_parameter_values(args) -> dict:
+    """{the job's parameter: its value for this run}, resolved from preset, protocol and flags."""
+    evaluation = cli.evaluation_options(args)
+    return {
+        parameter: getattr(evaluation, field) for field, parameter in RUNTIME_PARAMETERS.items()
+    }
+
+
+def serving_dir(args) -> str:
+    return args.serving_dir or args.pipeline_root.rstrip('/') + '/serving'
+
+
 def build_pipeline(args):
     """The pipeline as it runs in the image, with the Trainer's resources and runtime parameters."""
     from tfx import v1 as tfx
@@ -92,11 +109,12 @@ def build_pipeline(args):
 
     name = configs.pipeline_name(args.dataset)
     fields = {f.name: f for f in EvaluationOptions.evaluator_fields()}
+    values = runtime_parameter_values(args)
     evaluation = cli.evaluation_options(
         args,
         **{
             field: tfx.dsl.experimental.RuntimeParameter(
-                name=parameter, ptype=field_type(fields[field]), default=getattr(args, parameter)
+                name=parameter, ptype=field_type(fields[field]), default=values[parameter]
             )
             for field, parameter in RUNTIME_PARAMETERS.items()
         },
@@ -110,7 +128,7 @@ def build_pipeline(args):
         enable_cache=not args.no_cache,
         training=cli.training_options(args),
         evaluation=evaluation,
-        serving_dir=args.serving_dir or args.pipeline_root.rstrip('/') + '/serving',
+        serving_dir=serving_dir(args),
         user_code='installed',
         image_root=configs.IMAGE_PROJECT_ROOT,
     )
@@ -139,7 +157,7 @@ def compile_pipeline(args) -> str:
     # Explicit values: KFP v2 (schema 2.0.0) records no defaults for runtime parameters.
     runner.run(
         build_pipeline(args),
-        parameter_values={name: getattr(args, name) for name in RUNTIME_PARAMETERS.values()},
+        parameter_values=runtime_parameter_values(args),
     )
     return output
 
@@ -169,7 +187,24 @@ def submit(job_file: str, args) -> str:
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        preflight.check(args)
+        preflight.check_settings(args)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
+    if args.print_config:
+        cli.print_config(
+            args,
+            pipeline_root=args.pipeline_root,
+            serving_dir=serving_dir(args),
+            image=args.image,
+            accelerators={'type': args.gpu_type, 'count': args.gpus} if args.gpus else None,
+            cpus=args.cpus,
+            memory_gb=args.memory_gb,
+            runtime_parameters=sorted(RUNTIME_PARAMETERS.values()),
+            enable_cache=not args.no_cache,
+        )
+        return
+    try:
+        preflight.check_files(args)
     except ValueError as e:
         sys.exit(f'error: {e}')
     logging_setup.configure(args.verbose)

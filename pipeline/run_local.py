@@ -24,19 +24,40 @@ def parse_args(argv):
         help='if another run is using the same outputs, wait for it instead of stopping',
     )
     p.add_argument('--verbose', action='store_true', help='show all TFX/Beam/TensorFlow logs')
+    p.add_argument(
+        '--print_config',
+        action='store_true',
+        help='print the resolved configuration (preset, schedule, evaluation protocol, Beam '
+        'args) as JSON and exit before anything runs',
+    )
     return cli.parse(p, argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        preflight.check(args)
+        preflight.check_settings(args)
     except ValueError as e:
         sys.exit(f'error: {e}')
     name = configs.pipeline_name(args.dataset)
     metadata_path = os.path.abspath(args.metadata_path or configs.metadata_path(args.dataset))
     pipeline_root = args.pipeline_root or configs.pipeline_root(args.dataset)
     serving_dir = args.serving_dir or configs.serving_dir(args.dataset)
+    if '://' not in serving_dir:
+        serving_dir = os.path.abspath(serving_dir)
+    if args.print_config:
+        cli.print_config(
+            args,
+            pipeline_root=pipeline_root,
+            metadata_path=metadata_path,
+            serving_dir=serving_dir,
+            enable_cache=not args.no_cache,
+        )
+        return
+    try:
+        preflight.check_files(args)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
     try:
         with run_lock.hold([metadata_path, pipeline_root, serving_dir], wait=args.wait):
             _run(args, name, metadata_path, pipeline_root, serving_dir)
@@ -69,7 +90,7 @@ def _run(args, name: str, metadata_path: str, pipeline_root: str, serving_dir: s
         enable_cache=not args.no_cache,
         training=cli.training_options(args),
         evaluation=cli.evaluation_options(args),
-        serving_dir=serving_dir if '://' in serving_dir else os.path.abspath(serving_dir),
+        serving_dir=serving_dir,
     )
     print(f'Pipeline {name} (ML Metadata: {metadata_path})', flush=True)
     if os.path.exists(metadata_path):
