@@ -327,3 +327,71 @@ def test_training_progress_counts_the_epochs_that_run():
     ]  # fmt: skip
     assert 'step 5/10' in lines[0] and 'loss 1.25' in lines[0] and 'left' in lines[0]
     assert '0.0 s left' in lines[1]
+
+
+def test_image_directory_fingerprint_follows_names_sizes_and_times(tmp_path):
+    from nvae_tfx.data.fingerprint import directory_fingerprint
+
+    names = fixtures.write_celeba_dir(str(tmp_path), counts=(3, 1, 1))
+    image_dir = str(tmp_path / 'img_align_celeba')
+    first = directory_fingerprint(image_dir)
+    assert first.startswith('5 files, ') and first == directory_fingerprint(image_dir)
+    path = os.path.join(image_dir, names[0])
+    stat = os.stat(path)
+    with open(path, 'wb') as f:  # replaced by an image of the same size
+        f.write(fixtures.jpeg_bytes(fixtures.face(99)).ljust(stat.st_size, b'\0')[: stat.st_size])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert directory_fingerprint(image_dir) == first  # names, sizes and times only: cheap
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    touched = directory_fingerprint(image_dir)
+    assert touched != first
+    os.rename(path, os.path.join(image_dir, 'renamed.jpg'))
+    assert directory_fingerprint(image_dir) not in (first, touched)
+
+
+def test_example_gen_driver_fingerprints_celeba_images(tmp_path):
+    from tfx.components.example_gen import utils
+    from tfx.utils import proto_utils
+
+    from components.example_gen.component import ImageExampleGen
+    from components.example_gen.driver import Driver
+
+    names = fixtures.write_celeba_dir(str(tmp_path), counts=(3, 1, 1))
+    component = ImageExampleGen(
+        SourceOptions(dataset='celeba', source='dir', data_dir=str(tmp_path), on_corrupt='skip')
+    )
+
+    def fingerprint():
+        properties = {
+            k: proto_utils.proto_to_json(v) if hasattr(v, 'DESCRIPTOR') else v
+            for k, v in component.exec_properties.items()
+        }
+        resolved = Driver(None).resolve_exec_properties(properties, None, None)
+        return resolved[utils.FINGERPRINT_PROPERTY_NAME]
+
+    first = fingerprint()
+    assert 'split:train,num_files:1' in first and 'img_align_celeba: 5 files' in first
+    (tmp_path / 'img_align_celeba' / names[1]).write_bytes(fixtures.jpeg_bytes(fixtures.face(7)))
+    assert fingerprint() != first  # a replaced image re-runs ingestion
+
+
+def test_fail_mode_names_the_first_bad_file_and_counts_the_others(tmp_path):
+    from tfx.types import standard_artifacts
+
+    from components.example_gen.executor import Executor
+
+    report = tmp_path / 'report'
+    report.mkdir()
+    (report / 'train-skipped.tsv').write_text('/d/1.jpg\tempty file\n/d/2.jpg\tcorrupt\n')
+    (report / 'eval-skipped.tsv').write_text('/d/9.jpg\tempty file\n')
+    for split, count in (('train', 5), ('eval', 2)):
+        (report / f'{split}-count.txt').write_text(str(count))
+    examples = standard_artifacts.Examples()
+    with pytest.raises(DataError) as error:
+        Executor._record_report(examples, ['train', 'eval'], str(report), 'fail')
+    assert str(error.value) == (
+        '/d/1.jpg: empty file (and 2 other bad files; --on_corrupt=skip skips and lists them all)'
+    )
+    Executor._record_report(examples, ['train', 'eval'], str(report), 'skip')
+    assert examples.get_int_custom_property('num_skipped') == 3
+    assert examples.get_int_custom_property('num_skipped_eval') == 1

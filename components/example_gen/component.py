@@ -4,7 +4,7 @@ from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
-from components.example_gen import executor
+from components.example_gen import driver, executor
 from nvae_tfx.data import sources
 from nvae_tfx.options import SourceOptions
 
@@ -16,6 +16,7 @@ class ImageExampleGen(FileBasedExampleGen):
     """
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+    DRIVER_CLASS = driver.Driver
 
     def __init__(self, options: SourceOptions, input_base: str | None = None):
         """input_base: where the executor's machine sees the source, when not where it is here

@@ -1,9 +1,9 @@
 """Per-source readers: validate a source up front, then read each split in parallel with Beam.
 
 Each reader yields serialized tf.train.Example records (bytes, so Beam moves them with its
-fast bytes coder) in the layout of records.py; a record that cannot
-be read is either fatal (DataError naming the file) or, under on_corrupt='skip', sent to the
-'skipped' output as '<file>\\t<reason>' so the executor can count and log it.
+fast bytes coder) in the layout of records.py; a record that cannot be read goes to the
+'skipped' output as '<file>\\t<reason>', whence the executor counts and logs it
+(on_corrupt='skip') or fails naming the first and counting the others (on_corrupt='fail').
 """
 
 import hashlib
@@ -92,9 +92,9 @@ class _ReadEmbedded(beam.DoFn):
         ).SerializeToString()
 
 
-def _skip_or_raise(options: SourceOptions, error: DataError):
-    if options.on_corrupt == 'fail':
-        raise error
+def _bad_file(error: DataError):
+    """Every bad file goes to the SKIPPED output, in either --on_corrupt mode: the executor fails
+    once all are read, so that the error can say how many there are."""
     yield beam.pvalue.TaggedOutput(SKIPPED, f'{error.path}\t{error.problem}')
 
 
@@ -113,7 +113,7 @@ class _ReadCelebAFile(beam.DoFn):
                 data = f.read()
             shape = celeba.check_image(path, data, self._options.celeba_shape)
         except DataError as e:
-            yield from _skip_or_raise(self._options, e)
+            yield from _bad_file(e)
             return
         yield records.celeba_example(data, file_name, shape).SerializeToString()
 
@@ -147,7 +147,7 @@ class _TfdsToExample(beam.DoFn):
                 shape = celeba.check_image(f'{path}[{key}]', image, self._options.celeba_shape)
                 yield records.celeba_example(image, key, shape).SerializeToString()
         except DataError as e:
-            yield from _skip_or_raise(self._options, e)
+            yield from _bad_file(e)
 
 
 def hash_id(data: bytes) -> str:
