@@ -131,6 +131,7 @@ def build_pipeline(args):
         serving_dir=serving_dir(args),
         user_code='installed',
         image_root=configs.IMAGE_PROJECT_ROOT,
+        baseline_excludes_candidate=False,
     )
     resources = resource_spec(args.gpus, args.gpu_type, args.cpus, args.memory_gb)
     for component in pipeline.components:

@@ -395,3 +395,41 @@ def test_fail_mode_names_the_first_bad_file_and_counts_the_others(tmp_path):
     Executor._record_report(examples, ['train', 'eval'], str(report), 'skip')
     assert examples.get_int_custom_property('num_skipped') == 3
     assert examples.get_int_custom_property('num_skipped_eval') == 1
+
+
+def test_baseline_is_the_latest_blessed_model_other_than_the_candidate():
+    from tfx.types import standard_artifacts
+
+    from components.baseline_resolver import CANDIDATE, LatestBlessedOtherModelStrategy
+
+    def model(i):
+        a = standard_artifacts.Model()
+        a.id = i
+        return a
+
+    def blessing(i, model_id, blessed):
+        a = standard_artifacts.ModelBlessing()
+        a.id = i
+        a.set_int_custom_property('current_model_id', model_id)
+        a.set_int_custom_property('blessed', blessed)
+        return a
+
+    models = [model(1), model(2), model(3)]
+    blessings = [blessing(10, 1, 1), blessing(11, 2, 0), blessing(12, 3, 1)]
+    strategy = LatestBlessedOtherModelStrategy()
+
+    def baseline(candidate_id):
+        inputs = {
+            'model': list(models),
+            'model_blessing': blessings,
+            CANDIDATE: [model(candidate_id)],
+        }
+        resolved = strategy.resolve_artifacts(None, inputs)
+        assert [a.id for a in resolved[CANDIDATE]] == [candidate_id]
+        return [a.id for a in resolved['model']], [a.id for a in resolved['model_blessing']]
+
+    assert baseline(4) == ([3], [12])  # a new candidate: the latest blessed model
+    assert baseline(3) == ([1], [10])  # the blessed candidate itself (a rerun): the one before
+    assert baseline(1) == ([3], [12])
+    models[:] = [model(1)]
+    assert baseline(1) == ([], [])  # the only blessed model is the candidate: no baseline
