@@ -433,3 +433,55 @@ def test_baseline_is_the_latest_blessed_model_other_than_the_candidate():
     assert baseline(1) == ([3], [12])
     models[:] = [model(1)]
     assert baseline(1) == ([], [])  # the only blessed model is the candidate: no baseline
+
+
+def test_run_summary_says_when_everything_was_cached(tmp_path):
+    import ml_metadata as mlmd
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from pipeline import report
+
+    path = str(tmp_path / 'metadata.sqlite')
+    config = pb.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    store = mlmd.MetadataStore(config)
+    kinds = {
+        n: store.put_context_type(pb.ContextType(name=n))
+        for n in ('pipeline', 'pipeline_run', 'node')
+    }
+
+    def record_run(run, trainer_state):
+        pipeline, run_context, trainer_node, resolver_node = [
+            store.get_context_by_type_and_name(kind, name)
+            or pb.Context(id=store.put_contexts([pb.Context(type_id=kinds[kind], name=name)])[0])
+            for kind, name in (
+                ('pipeline', 'nvae'), ('pipeline_run', run), ('node', 'nvae.Trainer'),
+                ('node', 'nvae.latest_blessed_model_resolver'),
+            )
+        ]  # fmt: skip
+        trainer = store.put_execution_type(pb.ExecutionType(name='tfx.components.trainer.Trainer'))
+        resolver = store.put_execution_type(
+            pb.ExecutionType(name='tfx.dsl.components.common.resolver.Resolver')
+        )
+        ids = store.put_executions(
+            [
+                pb.Execution(type_id=trainer, last_known_state=trainer_state),
+                pb.Execution(type_id=resolver, last_known_state=pb.Execution.COMPLETE),
+            ]
+        )
+        store.put_attributions_and_associations(
+            [],
+            [
+                pb.Association(context_id=c.id, execution_id=i)
+                for i, node in zip(ids, (trainer_node, resolver_node), strict=True)
+                for c in (pipeline, run_context, node)
+            ],
+        )
+
+    record_run('run-1', pb.Execution.COMPLETE)
+    assert report.run_summary(path, 'nvae').endswith('1 components ran, 0 were cached.')
+    time.sleep(0.01)
+    record_run('run-2', pb.Execution.CACHED)
+    summary = report.run_summary(path, 'nvae')
+    assert 'run-2' in summary.splitlines()[0]
+    assert summary.endswith('Every component was cached: nothing ran, nothing was pushed again.')

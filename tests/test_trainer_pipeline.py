@@ -34,6 +34,7 @@ TINY = TrainingOptions(
     eval_steps=2,
     checkpoint_every_steps=4,
     jit_compile='false',
+    readjust_bn_passes=2,  # as the Evaluator samples (EVAL)
 )
 EVAL = EvaluationOptions(
     num_eval_examples=40,
