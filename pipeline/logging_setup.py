@@ -39,7 +39,7 @@ class ComponentLines:
     WIDTH = 30  # the longest node id, latest_blessed_model_resolver, and a space
 
     def __init__(self, stream):
-        self._stream = stream
+        self.stream = stream
         self._current = None
         self._started = 0.0
         self._cached = False
@@ -62,7 +62,7 @@ class ComponentLines:
         return True
 
     def _print(self, text: str) -> None:
-        print(f'{self._current:<{self.WIDTH}}{text}', file=self._stream, flush=True)
+        print(f'{self._current:<{self.WIDTH}}{text}', file=self.stream, flush=True)
 
 
 def _harmless(record: py_logging.LogRecord) -> bool:
@@ -78,8 +78,8 @@ def _own(record: py_logging.LogRecord) -> bool:
 
 
 class _QuietHandler(py_logging.Handler):
-    """Component lines on stdout; warnings and errors as `warning: ...` / `error: ...` lines on
-    stderr."""
+    """Component lines and this project's INFO messages on stdout; warnings and errors as
+    `warning: ...` / `error: ...` lines on stderr."""
 
     def __init__(self):
         super().__init__(py_logging.DEBUG)
@@ -89,9 +89,12 @@ class _QuietHandler(py_logging.Handler):
     def emit(self, record: py_logging.LogRecord) -> None:
         if self.components.handles(record):
             return
-        if record.levelno < py_logging.WARNING or (
-            record.levelno < py_logging.ERROR and _harmless(record) and not _own(record)
-        ):
+        if record.levelno < py_logging.WARNING:
+            # This project's few INFO lines: what ingestion read, the Evaluator's metrics.
+            if _own(record):
+                print(f'  {record.getMessage()}', file=self.components.stream, flush=True)
+            return
+        if record.levelno < py_logging.ERROR and _harmless(record) and not _own(record):
             return
         # The message only: a traceback is --verbose's (the runner ends with the error itself).
         try:

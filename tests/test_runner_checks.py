@@ -296,13 +296,20 @@ def test_quiet_logs_keep_errors_and_drop_known_harmless_warnings(capsys):
         handler.emit(logging.LogRecord('tfx', level, pathname, 1, msg, args, None))
 
     emit(logging.INFO, 'chatter')
+    emit(
+        logging.INFO,
+        'Evaluation: %s',
+        '{"nll_nats": 90.5}',
+        pathname=f'{configs.PROJECT_ROOT}/x.py',
+    )
     emit(logging.WARNING, 'Examples artifact does not have %s custom property. Falling back to %s',
          'payload_format', 'FORMAT_TF_EXAMPLE')  # fmt: skip
     emit(logging.WARNING, 'deprecated', pathname='/v/tensorflow/python/util/deprecation.py')
     emit(logging.ERROR, 'Could not load dynamic library libcudnn.so.8')
     emit(logging.WARNING, 'disk nearly full')
-    err = capsys.readouterr().err.splitlines()
-    assert err == [
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ['  Evaluation: {"nll_nats": 90.5}']
+    assert err.splitlines() == [
         'error: Could not load dynamic library libcudnn.so.8',
         'warning: disk nearly full',
     ]
