@@ -22,10 +22,10 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # before TensorFlow is impo
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from keras import ops  # noqa: E402
 
 from bench.machine import append_result  # noqa: E402
 from model_code.layers import FactorizedReduce  # noqa: E402
+from tests.reference_formulations import strided_factorized_reduce  # noqa: E402
 
 # (height = width, input channels) of every FactorizedReduce in the presets named.
 SHAPES = {
@@ -33,20 +33,6 @@ SHAPES = {
     'cpu, CelebA 64': [(64, 16), (32, 32)],
     'paper_celeba64': [(64, 64), (32, 128), (16, 256)],
 }
-
-
-def strided_factorized_reduce(layer, x):
-    """The official formulation of the same layer: each 1x1 conv at stride 2 on a shifted input
-    (also the reference of tests/test_celeba64_training.py)."""
-    x = ops.silu(x)
-    shifted = [x, x[:, 1:, 1:], x[:, :, 1:], x[:, 1:, :]]
-    return ops.concatenate(
-        [
-            ops.conv(s, conv.effective_kernel(), strides=2, padding='valid') + conv.bias
-            for conv, s in zip(layer.convs, shifted, strict=True)
-        ],
-        axis=-1,
-    )
 
 
 def train_direction(form, layer):

@@ -21,8 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # TensorFlow enables its oneDNN kernels by default only on CPUs with AVX-512
-# VNNI/BF16/AMX; on this AVX2 machine they make conv back-propagation ~2x
-# faster. Must be set before TensorFlow is imported.
+# VNNI/BF16/AMX; on AVX2 machines they make conv back-propagation ~2x
+# faster (AVX-512 machines with those extensions have it on already). Must be set before
+# TensorFlow is imported.
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 import keras  # noqa: E402
@@ -30,27 +31,34 @@ import numpy as np  # noqa: E402
 
 from bench.machine import append_result  # noqa: E402
 from model_code.config import get_config  # noqa: E402
-from model_code.layers import Conv2D, SqueezeExcite  # noqa: E402
+from model_code.layers import Conv2D, FactorizedReduce, SqueezeExcite  # noqa: E402
 from model_code.nvae import NVAE  # noqa: E402
 from model_code.optim import make_optimizer  # noqa: E402
 
 
 def forward_flops_per_image(model):
-    """2 x MACs of all convs (at the resolution they run at) and SE dense layers, one image."""
+    """2 x MACs of all convs (at the resolution they run at) and SE dense layers, one image.
+    The four convs of a FactorizedReduce count as four 1x1 convs at its output resolution."""
     shapes = {}
-    original = Conv2D.call
+    originals = {Conv2D: Conv2D.call, FactorizedReduce: FactorizedReduce.call}
 
-    def recording_call(layer, x):
-        y = original(layer, x)
-        shapes[id(layer)] = tuple(y.shape[1:3])
-        return y
+    def recording(cls):
+        def call(layer, x):
+            y = originals[cls](layer, x)
+            for conv in getattr(layer, 'convs', [layer]):
+                shapes[id(conv)] = tuple(y.shape[1:3])
+            return y
 
-    Conv2D.call = recording_call
+        return call
+
+    for cls in originals:
+        cls.call = recording(cls)
     try:
         size = model.config.image_size
         model(np.zeros((1, size, size, model.config.in_channels), 'float32'), training=False)
     finally:
-        Conv2D.call = original
+        for cls, call in originals.items():
+            cls.call = call
     macs = 0
     for layer in model._flatten_layers(include_self=False):
         if isinstance(layer, Conv2D):
@@ -100,6 +108,31 @@ def device_peak_memory():
     return None
 
 
+def set_threads(intra_op, inter_op):
+    """TensorFlow's thread pools (before any op runs); 0 keeps its default."""
+    if keras.backend.backend() != 'tensorflow':
+        return
+    import tensorflow as tf
+
+    if intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    if inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+
+
+def build_model(config, jit):
+    """On TensorFlow the model as the Trainer builds it (nvae_tfx.training.loop.build_model:
+    Adamax inside a LossScaleOptimizer, which skips non-finite updates); elsewhere compiled with
+    the optimizer alone (the Trainer runs on TensorFlow only)."""
+    if keras.backend.backend() == 'tensorflow':
+        from nvae_tfx.training.loop import build_model as trainer_build_model
+
+        return trainer_build_model(config, jit_compile=str(jit).lower())
+    model = NVAE(config)
+    model.compile(optimizer=make_optimizer(config), jit_compile=jit)
+    return model
+
+
 class StepTimer(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
@@ -128,6 +161,12 @@ def main(argv=None):
     parser.add_argument(
         '--mixed-precision', default=None, help='float32, mixed_float16 or mixed_bfloat16'
     )
+    parser.add_argument(
+        '--threads', type=int, default=0, help='TensorFlow intra-op threads (0: its default)'
+    )
+    parser.add_argument(
+        '--inter-op-threads', type=int, default=0, help='TensorFlow inter-op threads (0: default)'
+    )
     parser.add_argument('--note', default='', help='free text stored with the result')
     parser.add_argument('--no-save', action='store_true', help='print only')
     args = parser.parse_args(argv)
@@ -136,13 +175,13 @@ def main(argv=None):
     if args.mixed_precision:
         overrides['mixed_precision'] = args.mixed_precision
     config = get_config(args.preset, **overrides)
+    set_threads(args.threads, args.inter_op_threads)
     keras.utils.set_random_seed(config.seed)
-    model = NVAE(config)
     info = backend_info()
     jit = args.jit == 'on' or (
         args.jit == 'auto' and not (info['backend'] == 'tensorflow' and not info['accelerators'])
     )
-    model.compile(optimizer=make_optimizer(config), jit_compile=jit)
+    model = build_model(config, jit)
     flops = forward_flops_per_image(model)
 
     size = config.image_size
@@ -180,6 +219,7 @@ def main(argv=None):
         'forward_gflops_per_image': round(flops / 1e9, 4),
         'train_gflops_per_s': round(3 * flops * images_per_s / 1e9, 2),
         'tf_enable_onednn_opts': os.environ['TF_ENABLE_ONEDNN_OPTS'],
+        'threads': {'intra_op': args.threads, 'inter_op': args.inter_op_threads},
         'note': args.note,
         **info,
     }

@@ -16,10 +16,10 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from bench.bench_strided_1x1 import strided_factorized_reduce
 from model_code.config import get_config
 from model_code.layers import FactorizedReduce
 from model_code.nvae import NVAE
+from tests.reference_formulations import strided_factorized_reduce
 
 STEPS, BATCH, SIZE = 3, 4, 64
 
