@@ -33,8 +33,7 @@ class LatestBlessedOtherModelStrategy(LatestBlessedModelStrategy):
 
 
 def baseline_resolver(candidate: tfx.dsl.Channel, exclude_candidate: bool = True):
-    """The Resolver node; exclude_candidate=False: TFX's own strategy, for orchestrators that
-    compile only TFX's strategies (Kubeflow Pipelines v2)."""
+    """The Resolver node; exclude_candidate=False: TFX's own strategy."""
     if not exclude_candidate:
         return tfx.dsl.Resolver(
             strategy_class=LatestBlessedModelStrategy,

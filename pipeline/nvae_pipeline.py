@@ -88,8 +88,9 @@ def create_pipeline(
     schemas, the embedded digits); None: this checkout.
     baseline_excludes_candidate: the Evaluator's baseline is the latest blessed model other than
     the candidate, so that an identical rerun is cached through Pusher
-    (components/baseline_resolver.py); False where the orchestrator compiles only TFX's own
-    resolver strategies (Kubeflow Pipelines v2).
+    (components/baseline_resolver.py); False: TFX's own strategy, where the orchestrator
+    compiles only TFX's strategies (Kubeflow Pipelines v2) or resolves the candidate channel to
+    every model the Trainer ever made (Airflow).
     """
     if user_code not in ('module_files', 'installed'):
         raise ValueError(f"user_code must be 'module_files' or 'installed', got {user_code!r}")
