@@ -74,8 +74,10 @@ def test_bad_flags_and_data_fail_in_one_line_before_tensorflow(tmp_path):
         'idx_header': ['--source=idx', f'--data_dir={bad_idx}'],
         'celeba_dir': ['--dataset=celeba', '--source=dir', f'--data_dir={tmp_path}'],
         'weights': ['--inception_weights=~/w.h5'],
+        'busy': [],  # nothing wrong, but another run holds the outputs
     }  # fmt: skip
-    results = run_cases({k: [*v, *outputs] for k, v in cases.items()}, tmp_path)
+    with run_lock.hold([f'{tmp_path}/m.sqlite']):
+        results = run_cases({k: [*v, *outputs] for k, v in cases.items()}, tmp_path)
     expected = {
         'preset': "argument --preset: invalid choice: 'nope'",
         'set_field': "--set no_such_field=1: unknown config field 'no_such_field'",
@@ -87,6 +89,7 @@ def test_bad_flags_and_data_fail_in_one_line_before_tensorflow(tmp_path):
         'idx_header': f'{bad_idx}/t10k-labels-idx1-ubyte: ',
         'celeba_dir': f'{tmp_path}/img_align_celeba: CelebA image directory not found',
         'weights': f'{tmp_path}/w.h5: Inception-v3 weights file (--inception_weights) not found',
+        'busy': f'{tmp_path}/m.sqlite is in use by another run (process {os.getpid()}, started',
     }
     for case, text in expected.items():
         code, err, seconds = results[case]
