@@ -96,9 +96,12 @@ class _QuietHandler(py_logging.Handler):
             return
         if record.levelno < py_logging.ERROR and _harmless(record) and not _own(record):
             return
-        # The message only: a traceback is --verbose's (the runner ends with the error itself).
+        # The message's first line only: a traceback, or one carried in the message as text (Beam
+        # re-raising a worker's error), is --verbose's; the runner ends with the error itself.
         try:
-            print(f'{record.levelname.lower()}: {record.getMessage()}', file=self._stream)
+            lines = record.getMessage().strip().splitlines() or ['']
+            more = ' (more with --verbose)' if len(lines) > 1 else ''
+            print(f'{record.levelname.lower()}: {lines[0]}{more}', file=self._stream)
         except Exception:  # logging must not raise
             self.handleError(record)
 

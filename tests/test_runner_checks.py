@@ -310,6 +310,7 @@ def test_quiet_logs_keep_errors_and_drop_known_harmless_warnings(capsys):
     emit(logging.WARNING, 'deprecated', pathname='/v/tensorflow/python/util/deprecation.py')
     emit(logging.ERROR, 'Could not load dynamic library libcudnn.so.8')
     emit(logging.WARNING, 'disk nearly full')
+    emit(logging.ERROR, 'Error processing instruction 3.\nTraceback (most recent call last):\n  x')
     out, err = capsys.readouterr()
     assert out.splitlines() == ['  Evaluation: {"nll_nats": 90.5}']
     assert err.splitlines() == [
