@@ -316,6 +316,7 @@ def test_quiet_logs_keep_errors_and_drop_known_harmless_warnings(capsys):
     assert err.splitlines() == [
         'error: Could not load dynamic library libcudnn.so.8',
         'warning: disk nearly full',
+        'error: Error processing instruction 3. (more with --verbose)',
     ]
 
 
