@@ -258,7 +258,7 @@ def parse(
 
 def _local(path: str) -> str:
     """User paths on this machine become absolute; remote URIs (gs://...) stay as they are."""
-    return path if not path or '://' in path else os.path.abspath(os.path.expanduser(path))
+    return path if not path or '://' in path else os.path.abspath(path)
 
 
 def source_options(args) -> options.SourceOptions:
