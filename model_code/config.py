@@ -87,8 +87,12 @@ class NVAEConfig:
             raise ValueError(f'unknown dataset {self.dataset!r}')
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(f'unknown mixed_precision {self.mixed_precision!r}')
-        if self.image_size % 2 ** (self.num_preprocess_blocks + self.num_latent_scales - 1):
-            raise ValueError('image_size must be divisible by the total down-sampling')
+        factor = 2 ** (self.num_preprocess_blocks + self.num_latent_scales - 1)
+        if self.image_size % factor:
+            raise ValueError(
+                f'image_size {self.image_size} must be divisible by the total down-sampling, '
+                f'{factor} (2 ** (num_preprocess_blocks + num_latent_scales - 1))'
+            )
         if self.num_postprocess_blocks != self.num_preprocess_blocks:
             raise ValueError('post-process must undo the pre-process down-sampling')
         return self

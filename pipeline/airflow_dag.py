@@ -59,7 +59,9 @@ def build_dag(env=os.environ):
         evaluation=cli.evaluation_options(args),
         serving_dir=args.serving_dir or os.path.join(root, 'serving'),
         user_code='installed',
-        validate_source=False,
+        # Uncached, every run trains a new candidate; and Airflow's resolver would hand the
+        # strategy every model the Trainer ever made as the candidate.
+        baseline_excludes_candidate=False,
     )
     start = datetime.datetime.fromisoformat(options.start_date)
     return AirflowDagRunner(

@@ -15,6 +15,24 @@ from model_code import config as nvae_config
 from nvae_tfx import datasets, options
 from pipeline import configs
 
+# Flags that name files or directories: '~' is the home directory in each (runners add some).
+PATH_FLAGS = (
+    'data_dir',
+    'pipeline_root',
+    'serving_dir',
+    'metadata_path',
+    'inception_weights',
+    'output',
+)
+
+
+class FlagParser(argparse.ArgumentParser):
+    """A bad flag is one line, `error: ...`, like every other error a runner reports; --help
+    shows the usage."""
+
+    def error(self, message):
+        self.exit(2, f'error: {message} (--help lists the flags)\n')
+
 
 def split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
     """(own flags, Beam args or None when there is no bare '--')."""
@@ -44,9 +62,7 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
     resolve them, and a flag given always wins."""
     source, transform = options.SourceOptions(), options.TransformOptions()
     training, evaluation = options.TrainingOptions(), options.EvaluationOptions()
-    p = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawTextHelpFormatter
-    )
+    p = FlagParser(description=description, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
         '--dataset',
         choices=datasets.DATASETS,
@@ -229,6 +245,10 @@ def parse(
     bad = [item for item in args.set if '=' not in item]
     if bad:
         parser.error(f'--set expects FIELD=VALUE, got {bad[0]!r}')
+    for name in PATH_FLAGS:
+        value = getattr(args, name, None)
+        if value and not is_uri(value):
+            setattr(args, name, os.path.expanduser(value))
     # The paper presets name their dataset; the others train on the default one.
     args.dataset = (
         args.dataset or nvae_config.preset_dataset(args.preset) or options.SourceOptions.dataset
@@ -242,8 +262,8 @@ def is_uri(path: str) -> bool:
 
 
 def local_path(path: str | None) -> str | None:
-    """User paths on this machine become absolute; URIs (gs://...) stay as they are."""
-    return path if not path or is_uri(path) else os.path.abspath(os.path.expanduser(path))
+    """User paths on this machine become absolute (parse expanded ~); URIs stay as they are."""
+    return path if not path or is_uri(path) else os.path.abspath(path)
 
 
 def source_options(args) -> options.SourceOptions:

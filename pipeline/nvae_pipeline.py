@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from tfx import v1 as tfx
 
+from components.baseline_resolver import baseline_resolver
 from components.digit_classifier_trainer import DigitClassifierTrainer
 from components.evaluator.component import GenerativeEvaluator
 from components.example_gen.component import ImageExampleGen
@@ -73,7 +74,7 @@ def create_pipeline(
     serving_dir: str | None = None,
     user_code: str = 'module_files',
     image_root: str | None = None,
-    validate_source: bool = True,
+    baseline_excludes_candidate: bool = True,
 ) -> tfx.dsl.Pipeline:
     """The pipeline for these options; transform=None: the defaults for the source's dataset;
     evaluation=None: the training's evaluation protocol and sampling settings; training=None
@@ -85,8 +86,11 @@ def create_pipeline(
     of the code they import (configs.TRANSFORM_CODE, TRAINER_CODE) keeps the cache honest.
     image_root: where the project lives inside the container image the components run in (its
     schemas, the embedded digits); None: this checkout.
-    validate_source: check the data source now, so bad input fails before anything runs; off
-    where the pipeline is built often (an Airflow scheduler parses DAG files every few seconds).
+    baseline_excludes_candidate: the Evaluator's baseline is the latest blessed model other than
+    the candidate, so that an identical rerun is cached through Pusher
+    (components/baseline_resolver.py); False: TFX's own strategy, where the orchestrator
+    compiles only TFX's strategies (Kubeflow Pipelines v2) or resolves the candidate channel to
+    every model the Trainer ever made (Airflow).
     """
     if user_code not in ('module_files', 'installed'):
         raise ValueError(f"user_code must be 'module_files' or 'installed', got {user_code!r}")
@@ -97,7 +101,7 @@ def create_pipeline(
         schema_dir = schema_dir or os.path.join(image_root, 'schemas', source.dataset)
         if source.source == 'embedded':
             input_base = os.path.join(image_root, configs.IMAGE_EMBEDDED_DATA)
-    example_gen = ImageExampleGen(source, validate_now=validate_source, input_base=input_base)
+    example_gen = ImageExampleGen(source, input_base=input_base)
     if user_code == 'installed':
         transform_code = dict(preprocessing_fn=configs.TRANSFORM_FN)
     else:
@@ -140,6 +144,7 @@ def create_pipeline(
             ),
             serving_dir or configs.serving_dir(source.dataset),
             user_code,
+            baseline_excludes_candidate,
         )
 
     return tfx.dsl.Pipeline(
@@ -158,7 +163,9 @@ def _with_fingerprint(custom_config: dict, code_patterns) -> dict:
     return {**custom_config, CODE_FINGERPRINT: configs.code_fingerprint(code_patterns)}
 
 
-def _model_half(transform, training, evaluation, serving_dir, user_code):
+def _model_half(
+    transform, training, evaluation, serving_dir, user_code, baseline_excludes_candidate
+):
     trainer_code = (
         dict(run_fn=configs.TRAINER_FN)
         if user_code == 'installed'
@@ -172,11 +179,7 @@ def _model_half(transform, training, evaluation, serving_dir, user_code):
         eval_args=tfx.proto.EvalArgs(num_steps=training.eval_steps),
         custom_config=_with_fingerprint(training.to_custom_config(), configs.TRAINER_CODE),
     )
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id('latest_blessed_model_resolver')
+    baseline = baseline_resolver(trainer.outputs['model'], baseline_excludes_candidate)
     nodes = [trainer, baseline]
     feature_network = None
     if training.dataset == 'mnist' and evaluation.digit_classifier:

@@ -135,4 +135,15 @@ def run_summary(metadata_path: str, pipeline_name: str) -> str:
                     if k.startswith(_SHOWN) and isinstance(v, (int, float, str))
                 }
                 lines += [f'          {k} = {_format(v)}' for k, v in sorted(props.items())]
+    lines.append(_cache_line(store, store.get_executions_by_context(run.id)))
     return '\n'.join(lines)
+
+
+def _cache_line(store: mlmd.MetadataStore, executions) -> str:
+    """Whether the run did anything: resolvers (queries, recorded on every run) do not count."""
+    types = {t.id: t.name for t in store.get_execution_types()}
+    work = [e for e in executions if not types.get(e.type_id, '').endswith('Resolver')]
+    cached = sum(e.last_known_state == _STATE.CACHED for e in work)
+    if work and cached == len(work):
+        return 'Every component was cached: nothing ran, nothing was pushed again.'
+    return f'{len(work) - cached} components ran, {cached} were cached.'

@@ -24,7 +24,7 @@ Vertex AI's Cloud Storage mount /gcs/BUCKET); it is then passed on as it is, unc
 import os
 import sys
 
-from pipeline import cli, configs, logging_setup
+from pipeline import cli, configs, logging_setup, preflight
 
 # Inside a container: as many Beam workers as the container has CPUs.
 DEFAULT_BEAM_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')
@@ -175,6 +175,7 @@ def build_pipeline(args):
         image_root=configs.IMAGE_PROJECT_ROOT,
         # The data is where the containers run: ImageExampleGen validates it there, first.
         validate_source=False,
+        baseline_excludes_candidate=False,
     )
     resources = resource_spec(args.gpus, args.gpu_type, args.cpus, args.memory_gb)
     for component in pipeline.components:
@@ -230,6 +231,10 @@ def submit(job_file: str, args) -> str:
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        preflight.check_settings(args)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
     if args.print_config:
         cli.print_config(
             args,
@@ -243,12 +248,12 @@ def main(argv=None):
             enable_cache=not args.no_cache,
         )
         return
+    # No file checks here: the data and weights are URIs or paths inside the containers
+    # (runtime_path_problem), which ImageExampleGen and the Evaluator check where they run.
     logging_setup.configure(args.verbose)
-    from nvae_tfx.data.errors import DataError
-
     try:
         job_file = compile_pipeline(args)
-    except (DataError, ValueError) as e:
+    except ValueError as e:
         sys.exit(f'error: {e}')
     print(f'Compiled {configs.pipeline_name(args.dataset)} for Kubeflow Pipelines v2: {job_file}')
     if args.submit:

@@ -8,15 +8,21 @@
 Everything after a bare '--' is passed to Beam unchanged (any runner's flags).
 """
 
+import os
 import sys
 
-from pipeline import cli, configs, logging_setup
+from pipeline import cli, configs, logging_setup, preflight, run_lock
 
 
 def parse_args(argv):
     p = cli.pipeline_parser(__doc__)
     p.add_argument('--metadata_path', help='SQLite ML Metadata file; default: outputs/metadata/...')
     p.add_argument('--no_cache', action='store_true', help='re-run every component')
+    p.add_argument(
+        '--wait',
+        action='store_true',
+        help='if another run is using the same outputs, wait for it instead of stopping',
+    )
     p.add_argument('--verbose', action='store_true', help='show all TFX/Beam/TensorFlow logs')
     p.add_argument(
         '--print_config',
@@ -29,8 +35,12 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        preflight.check_settings(args)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
     name = configs.pipeline_name(args.dataset)
-    metadata_path = args.metadata_path or configs.metadata_path(args.dataset)
+    metadata_path = os.path.abspath(args.metadata_path or configs.metadata_path(args.dataset))
     pipeline_root = args.pipeline_root or configs.pipeline_root(args.dataset)
     serving_dir = cli.local_path(args.serving_dir or configs.serving_dir(args.dataset))
     if args.print_config:
@@ -42,33 +52,58 @@ def main(argv=None):
             enable_cache=not args.no_cache,
         )
         return
+    try:
+        preflight.check_files(args)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
+    try:
+        with run_lock.hold([metadata_path, pipeline_root, serving_dir], wait=args.wait):
+            _run(args, name, metadata_path, pipeline_root, serving_dir)
+    except run_lock.Busy as e:
+        sys.exit(f'error: {e}')
+    except KeyboardInterrupt:
+        sys.exit('error: interrupted')
+    except Exception as e:
+        if args.verbose:
+            raise
+        sys.exit(f'error: {logging_setup.failure_line(e)} (--verbose shows the traceback)')
+
+
+def _run(args, name: str, metadata_path: str, pipeline_root: str, serving_dir: str) -> None:
     logging_setup.configure(args.verbose)
     configs.tensorflow_environment()
     from tfx import v1 as tfx
+    from tfx.orchestration.portable import tfx_runner
 
-    from nvae_tfx.data.errors import DataError
     from pipeline import nvae_pipeline, report
 
-    try:
-        pipeline = nvae_pipeline.create_pipeline(
-            pipeline_name=name,
-            pipeline_root=pipeline_root,
-            source=cli.source_options(args),
-            transform=cli.transform_options(args),
-            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-                metadata_path
-            ),
-            beam_pipeline_args=args.beam_args,
-            enable_cache=not args.no_cache,
-            training=cli.training_options(args),
-            evaluation=cli.evaluation_options(args),
-            serving_dir=serving_dir,
-        )
-    except (DataError, ValueError) as e:
-        sys.exit(f'error: {e}')
-    print(f'Running pipeline {name} (ML Metadata: {metadata_path})', flush=True)
-    tfx.orchestration.LocalDagRunner().run(pipeline)
-    print(report.run_summary(metadata_path, name))
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
+    pipeline = nvae_pipeline.create_pipeline(
+        pipeline_name=name,
+        pipeline_root=pipeline_root,
+        source=cli.source_options(args),
+        transform=cli.transform_options(args),
+        metadata_connection_config=connection,
+        beam_pipeline_args=args.beam_args,
+        enable_cache=not args.no_cache,
+        training=cli.training_options(args),
+        evaluation=cli.evaluation_options(args),
+        serving_dir=serving_dir,
+    )
+    print(f'Pipeline {name} (ML Metadata: {metadata_path})', flush=True)
+    if os.path.exists(metadata_path):
+        store = report.open_store(metadata_path)
+        for execution in run_lock.cancel_abandoned_executions(store, name):
+            print(
+                f'{report.node_id(store, execution)} execution {execution.id} was left running '
+                'by a run that did not finish; marked CANCELED',
+                flush=True,
+            )
+    # Compiling packages the module files into wheels; setuptools prints every step.
+    with logging_setup.captured_output(show=args.verbose):
+        compiled = tfx_runner._make_pipeline_proto(pipeline)
+    tfx.orchestration.LocalDagRunner().run_with_ir(compiled)
+    print(report.run_summary(metadata_path, name), flush=True)
 
 
 if __name__ == '__main__':

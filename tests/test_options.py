@@ -138,9 +138,7 @@ def test_pipeline_refuses_options_for_other_data(tmp_path):
     from pipeline import nvae_pipeline
 
     def build(**options):
-        return nvae_pipeline.create_pipeline(
-            'nvae-test', str(tmp_path), SourceOptions(), validate_source=False, **options
-        )
+        return nvae_pipeline.create_pipeline('nvae-test', str(tmp_path), SourceOptions(), **options)
 
     with pytest.raises(ValueError, match="TrainingOptions.dataset 'celeba' is not the dataset"):
         build(training=TrainingOptions(dataset='celeba'))
@@ -328,12 +326,12 @@ def test_pipeline_refuses_sampling_settings_that_differ_from_the_trainers(tmp_pa
 
     with pytest.raises(ValueError, match='EvaluationOptions.readjust_bn_passes 2 is not'):
         nvae_pipeline.create_pipeline(
-            'nvae-test', str(tmp_path), SourceOptions(), validate_source=False,
+            'nvae-test', str(tmp_path), SourceOptions(),
             training=TrainingOptions(), evaluation=EvaluationOptions(readjust_bn_passes=2),
         )  # fmt: skip
     # Left out, the evaluation follows the training's protocol and sampling settings.
     pipeline = nvae_pipeline.create_pipeline(
-        'nvae-test', str(tmp_path), SourceOptions(), validate_source=False,
+        'nvae-test', str(tmp_path), SourceOptions(),
         training=TrainingOptions(preset='paper_mnist', readjust_bn_passes=3),
     )  # fmt: skip
     [evaluator] = [c for c in pipeline.components if c.id == 'GenerativeEvaluator']

@@ -2,7 +2,8 @@
 1. an impossible NLL threshold: trained, evaluated, not blessed, nothing pushed;
 2. the same pipeline again: everything cached, nothing executes;
 3. no threshold: the Evaluator re-runs and blesses, Pusher pushes;
-4. more training steps: a new model, compared with run 3's as the baseline.
+4. more training steps: a new model, compared with run 3's as the baseline;
+5. run 4 again: everything cached, the Evaluator's baseline still run 3's model, nothing pushed.
 """
 
 import dataclasses
@@ -33,6 +34,7 @@ TINY = TrainingOptions(
     eval_steps=2,
     checkpoint_every_steps=4,
     jit_compile='false',
+    readjust_bn_passes=2,  # as the Evaluator samples (EVAL)
 )
 EVAL = EvaluationOptions(
     num_eval_examples=40,
@@ -53,6 +55,7 @@ def runs(tmp_path_factory):
         (TINY, EVAL),
         (TINY, EVAL),
         (TINY, dataclasses.replace(EVAL, max_nll=None)),
+        (dataclasses.replace(TINY, train_steps=24), dataclasses.replace(EVAL, max_nll=None)),
         (dataclasses.replace(TINY, train_steps=24), dataclasses.replace(EVAL, max_nll=None)),
     ):
         results.append(
@@ -118,12 +121,12 @@ def test_identical_second_run_is_fully_cached(runs):
         for node, (state, _) in second.items()
         if state != 'CACHED' and node != 'latest_blessed_model_resolver'
     }
-    assert not executed and second['latest_blessed_model_resolver'][1] == {}
+    assert not executed and 'model' not in second['latest_blessed_model_resolver'][1]
     assert artifact(second, 'Trainer', 'model').id == artifact(first, 'Trainer', 'model').id
 
 
 def test_blessed_model_is_pushed(runs):
-    tmp_path, (first, _, third, _) = runs
+    tmp_path, (first, _, third, *_) = runs
     assert third['Trainer'][0] == 'CACHED' and third['GenerativeEvaluator'][0] == 'COMPLETE'
     blessing = artifact(third, 'GenerativeEvaluator', 'blessing')
     assert prop(blessing, 'blessed') == 1, prop(blessing, 'reasons')
@@ -145,8 +148,27 @@ def test_only_blessed_models_reach_the_serving_directory(runs):
     assert destinations == versions
 
 
+def test_rerun_after_a_push_is_cached_and_pushes_nothing(runs):
+    tmp_path, (*_, fourth, fifth) = runs
+    executed = {
+        node: state
+        for node, (state, _) in fifth.items()
+        if state != 'CACHED' and node != 'latest_blessed_model_resolver'
+    }
+    assert not executed
+    # The Evaluator is cached only if its baseline is run 4's, not the candidate itself (the
+    # latest blessed model if run 4 blessed it); the resolver records what it resolved as the
+    # Evaluator's inputs, not as outputs of its own.
+    blessing = artifact(fourth, 'GenerativeEvaluator', 'blessing')
+    assert artifact(fifth, 'GenerativeEvaluator', 'blessing').id == blessing.id
+    pushed = artifact(fifth, 'Pusher', 'pushed_model')
+    assert pushed.id == artifact(fourth, 'Pusher', 'pushed_model').id
+    versions = os.listdir(tmp_path / 'serving')
+    assert len(versions) == 1 + prop(blessing, 'blessed')  # run 3's push, run 4's if blessed
+
+
 def test_new_model_is_compared_with_the_last_blessed_one(runs):
-    _, (_, _, third, fourth) = runs
+    _, (_, _, third, fourth, _) = runs
     assert fourth['Trainer'][0] == 'COMPLETE'
     baseline_id = artifact(third, 'Trainer', 'model').id
     blessing = artifact(fourth, 'GenerativeEvaluator', 'blessing')

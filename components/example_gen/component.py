@@ -4,7 +4,7 @@ from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
-from components.example_gen import executor
+from components.example_gen import driver, executor
 from nvae_tfx.data import sources
 from nvae_tfx.options import SourceOptions
 
@@ -16,16 +16,12 @@ class ImageExampleGen(FileBasedExampleGen):
     """
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+    DRIVER_CLASS = driver.Driver
 
-    def __init__(
-        self, options: SourceOptions, validate_now: bool = True, input_base: str | None = None
-    ):
-        """validate_now: check the source while the pipeline is built, so bad input fails before
-        anything runs (skipped for remote paths, which only the executor's machine can read).
-        input_base: where the executor's machine sees the source, when not where it is here
-        (a container image)."""
-        if validate_now and (options.data_dir is None or '://' not in options.data_dir):
-            sources.validate(options)
+    def __init__(self, options: SourceOptions, input_base: str | None = None):
+        """input_base: where the executor's machine sees the source, when not where it is here
+        (a container image). The runners check the source before they build the pipeline
+        (pipeline/preflight.py), the executor again where it reads it."""
         super().__init__(
             input_base=input_base or sources.input_base(options),
             input_config=example_gen_pb2.Input(

@@ -15,6 +15,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from nvae_tfx.data import sources
+from nvae_tfx.data.errors import DataError
 from nvae_tfx.options import SourceOptions
 
 REPORT_DIR = 'IngestionReport'
@@ -75,32 +76,41 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             examples, exec_properties[standard_component_specs.OUTPUT_DATA_FORMAT_KEY]
         )
         examples_utils.set_file_format(examples, write_split.to_file_format_str(file_format))
-        self._record_report(examples, split_names, report_dir)
+        self._record_report(examples, split_names, report_dir, options.on_corrupt)
 
     @staticmethod
-    def _record_report(examples: types.Artifact, split_names: list[str], report_dir: str):
-        """Counts go to MLMD custom properties; every skipped file is logged by name."""
+    def _record_report(
+        examples: types.Artifact, split_names: list[str], report_dir: str, on_corrupt: str
+    ):
+        """Counts go to MLMD custom properties; every skipped file is logged by name. With
+        on_corrupt='fail', bad files fail the run: the first by name, and how many others."""
+        bad = {
+            split: io_utils.read_string_file(f'{report_dir}/{split}-skipped.tsv').splitlines()
+            for split in split_names
+        }
+        every_bad = [line for split in split_names for line in bad[split]]
+        if on_corrupt == 'fail' and every_bad:
+            path, problem = every_bad[0].split('\t', 1)
+            others = len(every_bad) - 1
+            if others:
+                problem += (
+                    f' (and {others} other bad file{"s" if others > 1 else ""}; '
+                    '--on_corrupt=skip skips and lists them all)'
+                )
+            raise DataError(path, problem)
         examples.set_string_custom_property('dataset_source_report', report_dir)
-        total_skipped = 0
         for split in split_names:
             count = int(io_utils.read_string_file(f'{report_dir}/{split}-count.txt').strip() or 0)
-            skipped_lines = io_utils.read_string_file(
-                f'{report_dir}/{split}-skipped.tsv'
-            ).splitlines()
             examples.set_int_custom_property(f'num_examples_{split}', count)
-            examples.set_int_custom_property(f'num_skipped_{split}', len(skipped_lines))
-            total_skipped += len(skipped_lines)
-            for line in skipped_lines:
+            examples.set_int_custom_property(f'num_skipped_{split}', len(bad[split]))
+            for line in bad[split]:
                 path, reason = line.split('\t', 1)
                 logging.warning('ImageExampleGen skipped %s (%s split): %s', path, split, reason)
             logging.info(
-                'ImageExampleGen %s split: %d examples, %d skipped',
-                split,
-                count,
-                len(skipped_lines),
+                'ImageExampleGen %s split: %d examples, %d skipped', split, count, len(bad[split])
             )
             if count == 0:
                 raise ValueError(
                     f'ImageExampleGen produced no examples for split {split!r} (see {report_dir})'
                 )
-        examples.set_int_custom_property('num_skipped', total_skipped)
+        examples.set_int_custom_property('num_skipped', len(every_bad))

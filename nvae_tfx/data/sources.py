@@ -1,9 +1,9 @@
 """Per-source readers: validate a source up front, then read each split in parallel with Beam.
 
 Each reader yields serialized tf.train.Example records (bytes, so Beam moves them with its
-fast bytes coder) in the layout of records.py; a record that cannot
-be read is either fatal (DataError naming the file) or, under on_corrupt='skip', sent to the
-'skipped' output as '<file>\\t<reason>' so the executor can count and log it.
+fast bytes coder) in the layout of records.py; a record that cannot be read goes to the
+'skipped' output as '<file>\\t<reason>', whence the executor counts and logs it
+(on_corrupt='skip') or fails naming the first and counting the others (on_corrupt='fail').
 """
 
 import hashlib
@@ -16,12 +16,11 @@ import tensorflow as tf
 from PIL import Image
 
 from nvae_tfx import datasets
-from nvae_tfx.data import celeba, embedded, idx, records, tfds_source
+from nvae_tfx.data import celeba, checks, embedded, idx, records, tfds_source
 from nvae_tfx.data.errors import DataError
 from nvae_tfx.options import SourceOptions
 
 SKIPPED = 'skipped'
-IDX_PREFIXES = {'train': 'train', 'eval': 't10k'}
 
 
 def input_patterns(options: SourceOptions) -> dict[str, str]:
@@ -30,14 +29,15 @@ def input_patterns(options: SourceOptions) -> dict[str, str]:
     Patterns match only small index files (never CelebA's 202,599 JPEGs) so that the driver's
     per-file stat stays cheap; a changed index file or package still re-runs ingestion.
     """
+    splits = checks.split_names(options)
     if options.source == 'embedded':
-        return {s: os.path.basename(embedded.data_file()) for s in ('train', 'eval')}
+        return {s: os.path.basename(embedded.data_file()) for s in splits}
     if options.source == 'idx':
-        return {s: f'{p}-*-idx?-ubyte*' for s, p in IDX_PREFIXES.items()}
+        return {s: f'{idx.PREFIXES[s]}-*-idx?-ubyte*' for s in splits}
     if options.source == 'dir':
-        return {s: celeba.PARTITION_FILE for s in celeba.PARTITIONS.values()}
+        return {s: celeba.PARTITION_FILE for s in splits}
     name = tfds_source.TFDS_NAMES[options.dataset]
-    return {s: f'{name}/*/dataset_info.json' for s in tfds_source.SPLITS[name].values()}
+    return {s: f'{name}/*/{tfds_source.INFO_FILE}' for s in splits}
 
 
 def input_base(options: SourceOptions) -> str:
@@ -47,26 +47,23 @@ def input_base(options: SourceOptions) -> str:
 
 
 def validate(options: SourceOptions) -> dict[str, object]:
-    """Checks everything that can be checked without reading every image.
+    """Checks the source's files (checks.py) and reads what can be read without reading every
+    image: every IDX digit and label, the CelebA partition, the TFDS shard list.
 
     Returns per-split work items for the Beam readers; raises DataError on bad input.
     """
     if options.source == 'embedded':
         _, labels = embedded.load()
         return {s: idx_list.tolist() for s, idx_list in embedded.stratified_split(labels).items()}
-    if not tf.io.gfile.isdir(options.data_dir):
-        raise DataError(options.data_dir, 'data directory not found')
+    checks.check_source(options, checks.gfile_files())
     if options.source == 'idx':
         work = {}
-        for split, prefix in IDX_PREFIXES.items():
+        for split, prefix in idx.PREFIXES.items():
             pair = idx.find_idx_pair(options.data_dir, prefix)
             idx.read_idx_pair(*pair)
             work[split] = [pair]
         return work
     if options.source == 'dir':
-        image_dir = f'{options.data_dir.rstrip("/")}/{celeba.IMAGE_DIR}'
-        if not tf.io.gfile.isdir(image_dir):
-            raise DataError(image_dir, 'CelebA image directory not found')
         return celeba.read_partition_file(f'{options.data_dir.rstrip("/")}/{celeba.PARTITION_FILE}')
     return tfds_source.split_files(tfds_source.TFDS_NAMES[options.dataset], options.data_dir)
 
@@ -95,9 +92,9 @@ class _ReadEmbedded(beam.DoFn):
         ).SerializeToString()
 
 
-def _skip_or_raise(options: SourceOptions, error: DataError):
-    if options.on_corrupt == 'fail':
-        raise error
+def _bad_file(error: DataError):
+    """Every bad file goes to the SKIPPED output, in either --on_corrupt mode: the executor fails
+    once all are read, so that the error can say how many there are."""
     yield beam.pvalue.TaggedOutput(SKIPPED, f'{error.path}\t{error.problem}')
 
 
@@ -116,7 +113,7 @@ class _ReadCelebAFile(beam.DoFn):
                 data = f.read()
             shape = celeba.check_image(path, data, self._options.celeba_shape)
         except DataError as e:
-            yield from _skip_or_raise(self._options, e)
+            yield from _bad_file(e)
             return
         yield records.celeba_example(data, file_name, shape).SerializeToString()
 
@@ -150,7 +147,7 @@ class _TfdsToExample(beam.DoFn):
                 shape = celeba.check_image(f'{path}[{key}]', image, self._options.celeba_shape)
                 yield records.celeba_example(image, key, shape).SerializeToString()
         except DataError as e:
-            yield from _skip_or_raise(self._options, e)
+            yield from _bad_file(e)
 
 
 def hash_id(data: bytes) -> str:

@@ -1,9 +1,9 @@
 """Locating a prepared TFDS dataset (mnist, celeb_a) in a user-given data directory.
 
-Nothing here downloads: machines running the pipeline may have no internet access.
+Nothing here downloads: machines running the pipeline may have no internet access. TensorFlow
+and TFDS are imported where files are read, so that the layout can be checked before they are
+loaded (nvae_tfx/data/checks.py).
 """
-
-import tensorflow as tf
 
 from nvae_tfx.data.errors import DataError
 
@@ -14,9 +14,24 @@ SPLITS = {
     'mnist': {'train': 'train', 'test': 'eval'},
     'celeb_a': {'train': 'train', 'validation': 'eval', 'test': 'test'},
 }
+INFO_FILE = 'dataset_info.json'
 
 
-def _not_prepared(name: str, data_dir: str, detail: str) -> DataError:
+def info_pattern(name: str, data_dir: str) -> str:
+    """Glob of the dataset_info.json of every prepared version."""
+    return f'{data_dir.rstrip("/")}/{name}/*/{INFO_FILE}'
+
+
+def newest_version_dir(info_files) -> str:
+    """The version directory (e.g. .../mnist/3.0.1) of the newest of these dataset_info.json."""
+    version_dirs = [p.rsplit('/', 1)[0] for p in info_files]
+    return max(
+        version_dirs,
+        key=lambda d: tuple(int(x) if x.isdigit() else -1 for x in d.rsplit('/', 1)[1].split('.')),
+    )
+
+
+def not_prepared(name: str, data_dir: str, detail: str) -> DataError:
     return DataError(
         f'{data_dir.rstrip("/")}/{name}',
         f'TFDS dataset {name!r} is not prepared here ({detail}). This machine cannot download it. '
@@ -27,35 +42,33 @@ def _not_prepared(name: str, data_dir: str, detail: str) -> DataError:
     )
 
 
-def split_files(name: str, data_dir: str):
-    """Returns {our split name: [tfrecord paths]} of a prepared TFDS dataset."""
-    import tensorflow_datasets as tfds
-
+def check_supported(name: str, data_dir: str) -> None:
     if name not in SPLITS:
         raise DataError(
             data_dir, f'TFDS dataset {name!r} is not supported; use one of {sorted(SPLITS)}'
         )
+
+
+def split_files(name: str, data_dir: str):
+    """Returns {our split name: [tfrecord paths]} of a prepared TFDS dataset."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    check_supported(name, data_dir)
     if not tf.io.gfile.isdir(data_dir):
         raise DataError(data_dir, 'TFDS data directory not found')
-    if not tf.io.gfile.glob(f'{data_dir.rstrip("/")}/{name}/*/dataset_info.json'):
-        raise _not_prepared(name, data_dir, 'no <version>/dataset_info.json')
+    info_files = tf.io.gfile.glob(info_pattern(name, data_dir))
+    if not info_files:
+        raise not_prepared(name, data_dir, f'no <version>/{INFO_FILE}')
     # Read the newest prepared version as it is, whatever TFDS release wrote it.
-    version_dirs = [
-        p.rsplit('/', 1)[0]
-        for p in tf.io.gfile.glob(f'{data_dir.rstrip("/")}/{name}/*/dataset_info.json')
-    ]
-    newest = max(
-        version_dirs,
-        key=lambda d: tuple(int(x) if x.isdigit() else -1 for x in d.rsplit('/', 1)[1].split('.')),
-    )
-    builder = tfds.builder_from_directory(newest)
+    builder = tfds.builder_from_directory(newest_version_dir(info_files))
     files = {}
     for tfds_split, ours in SPLITS[name].items():
         if tfds_split not in builder.info.splits:
-            raise _not_prepared(name, data_dir, f'split {tfds_split!r} is missing')
+            raise not_prepared(name, data_dir, f'split {tfds_split!r} is missing')
         paths = [str(p) for p in builder.info.splits[tfds_split].filepaths]
         missing = [p for p in paths if not tf.io.gfile.exists(p)]
         if missing:
-            raise DataError(missing[0], f'TFDS {name} shard listed in dataset_info.json is missing')
+            raise DataError(missing[0], f'TFDS {name} shard listed in {INFO_FILE} is missing')
         files[ours] = paths
     return files

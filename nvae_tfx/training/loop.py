@@ -3,7 +3,6 @@ summary file."""
 
 import json
 import math
-import sys
 import time
 
 import keras
@@ -13,7 +12,7 @@ from absl import logging
 from model_code.nvae import NVAE
 from model_code.optim import make_optimizer
 from nvae_tfx.options import JIT_COMPILE, TrainingOptions
-from nvae_tfx.training import checkpoints, guard, monitoring
+from nvae_tfx.training import checkpoints, guard, monitoring, progress
 
 
 def build_model(config, jit_compile: str):
@@ -79,6 +78,7 @@ def train(
     ]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch'))
+        callbacks.append(progress.TrainingProgress(total_steps, steps_per_epoch))
     if chief and eval_images is not None:
         callbacks.append(
             monitoring.EpochImages(log_dir, eval_images, temperature=options.sample_temperature)
@@ -95,7 +95,7 @@ def train(
             validation_data=eval_ds,
             validation_steps=options.eval_steps or None,
             callbacks=callbacks,
-            verbose=1 if sys.stdout.isatty() else 2,
+            verbose=0,  # progress.TrainingProgress reports instead
         ).history
     steps = checkpoints.step(model)
     if steps < total_steps:

@@ -1,0 +1,82 @@
+"""One run at a time per set of outputs, and what a killed run leaves behind.
+
+Two runs writing the same ML Metadata store, pipeline root (the Trainer's checkpoints) or serving
+directory would corrupt each other: one run's cleanup deletes the other's checkpoint, both push.
+A run therefore holds an exclusive lock on each of them (an flock on a file beside it, which the
+kernel releases when the process ends however it ends) for as long as it runs; a second run
+refuses with the holder's process id, or waits (--wait).
+
+Holding the locks also proves that no other run is alive, so executions that ML Metadata still
+records as RUNNING were left by a run that was killed: they are marked CANCELED with a note.
+"""
+
+import contextlib
+import datetime
+import fcntl
+import os
+
+LOCK_SUFFIX = '.lock'
+# The custom property that says why an execution was marked CANCELED.
+ABANDONED_PROPERTY = 'abandoned'
+
+
+class Busy(RuntimeError):
+    """Another run holds a lock on these outputs."""
+
+
+def lock_file(path: str) -> str:
+    """The lock of a file or directory lives beside it (never inside a serving directory, whose
+    entries are model versions)."""
+    return os.path.abspath(path).rstrip(os.sep) + LOCK_SUFFIX
+
+
+@contextlib.contextmanager
+def hold(paths, wait: bool = False):
+    """Holds the locks of the local paths among `paths` (remote ones are skipped) for the block.
+    Raises Busy naming the path and the process that holds it, unless `wait`."""
+    locks = sorted({lock_file(p) for p in paths if p and '://' not in p})  # one order: no deadlock
+    with contextlib.ExitStack() as stack:
+        for name in locks:
+            os.makedirs(os.path.dirname(name), exist_ok=True)
+            f = stack.enter_context(open(name, 'a+'))
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or 'another process'
+                raise Busy(
+                    f'{name[: -len(LOCK_SUFFIX)]} is in use by another run ({holder}); wait for '
+                    'it to finish, run again with --wait, or choose other outputs'
+                ) from None
+            f.seek(0)
+            f.truncate()
+            started = datetime.datetime.now().isoformat(timespec='seconds')
+            f.write(f'process {os.getpid()}, started {started}\n')
+            f.flush()
+        yield
+
+
+def cancel_abandoned_executions(store, pipeline_name: str) -> list:
+    """Marks this pipeline's executions that are still RUNNING as CANCELED, with a note; call
+    only while holding the locks. Returns the executions changed."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    state = metadata_store_pb2.Execution.State
+    pipeline = store.get_context_by_type_and_name('pipeline', pipeline_name)
+    if pipeline is None:
+        return []
+    abandoned = [
+        e
+        for e in store.get_executions_by_context(pipeline.id)
+        if e.last_known_state == state.RUNNING
+    ]
+    now = datetime.datetime.now().isoformat(timespec='seconds')
+    for execution in abandoned:
+        execution.last_known_state = state.CANCELED
+        execution.custom_properties[ABANDONED_PROPERTY].string_value = (
+            f'left RUNNING by a run that ended without finishing it (killed?); marked CANCELED '
+            f'by the next run of {pipeline_name} at {now}'
+        )
+    if abandoned:
+        store.put_executions(abandoned)
+    return abandoned
