@@ -188,15 +188,15 @@ class EvaluationProtocol:
 PROTOCOLS = {
     # NVAE's evaluate.py: IW-NLL with K=1000 on the whole split; FID as its FID mode (z at
     # temperature 1.0, BatchNorm readjusted over 500 passes of 2 samples) with 10,000 generated
-    # images (the official 50,000 on request: --fid_samples) against at most 50,000 training
-    # images (scripts/precompute_fid_statistics.py's default).
+    # images (the official 50,000 on request: --fid_samples) against the whole training split
+    # (the official reference statistics stop at 50,000 images: --fid_reference_examples).
     'paper': EvaluationProtocol(
         split='eval',
         num_eval_examples=0,
         num_iw_samples=1000,
         fid_num_samples=10_000,
         fid_reference_split='train',
-        fid_reference_examples=50_000,
+        fid_reference_examples=0,
         sample_temperature=1.0,
         readjust_bn_passes=500,
         readjust_bn_batch=2,

@@ -173,8 +173,6 @@ def build_pipeline(args):
         serving_dir=serving_dir(args),
         user_code='installed',
         image_root=configs.IMAGE_PROJECT_ROOT,
-        # The data is where the containers run: ImageExampleGen validates it there, first.
-        validate_source=False,
         baseline_excludes_candidate=False,
     )
     resources = resource_spec(args.gpus, args.gpu_type, args.cpus, args.memory_gb)

@@ -230,7 +230,7 @@ def test_protocols_resolve_every_evaluation_setting():
     # NVAE's evaluation: K=1000 on the whole split; FID mode's readjustment and temperature.
     assert (paper.split, paper.num_eval_examples, paper.num_iw_samples) == ('eval', 0, 1000)
     assert (paper.fid_num_samples, paper.fid_reference_split) == (10_000, 'train')
-    assert paper.fid_reference_examples == 50_000
+    assert paper.fid_reference_examples == 0  # the whole split
     assert (paper.readjust_bn_passes, paper.readjust_bn_batch, paper.sample_temperature) == (
         500,
         2,
