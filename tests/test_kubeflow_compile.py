@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from nvae_tfx.options import EvaluationOptions
+from nvae_tfx.options import PROTOCOLS, EvaluationOptions
 from pipeline import configs, run_kubeflow
 
 IMAGE = 'europe-docker.pkg.dev/proj/repo/nvae-tfx:test'
@@ -146,9 +146,10 @@ def test_runtime_parameters_with_their_defaults(gpu_job):
         'max_regression': {'type': 'DOUBLE'},
     }
     values = job['runtimeConfig']['parameters']
+    # The cpu preset's protocol gives the generated count; the flag gives K.
     assert values == {
         'iw_samples': {'intValue': '1000'},
-        'fid_samples': {'intValue': str(EvaluationOptions.fid_num_samples)},
+        'fid_samples': {'intValue': str(PROTOCOLS['quick'].fid_num_samples)},
         'max_regression': {'doubleValue': EvaluationOptions.max_regression},
     }
     evaluator = tasks(job)['GenerativeEvaluator']['inputs']['parameters']
