@@ -55,7 +55,7 @@ class NonFiniteGuard(keras.callbacks.Callback):
                 f'{self._last_step} after {self.restores} restore(s) of the last good checkpoint. '
                 'Lower the learning rate or raise weight_decay_norm (see README).'
             )
-        step = self.state.restore(self.model)
+        step = self.state.restore(self.model).step
         self.restores += 1
         self._consecutive = 0
         logging.warning('Persistent divergence: restored the last good checkpoint (step %d).', step)
