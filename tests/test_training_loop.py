@@ -67,7 +67,7 @@ def test_resume_after_kill(tmp_path):
       import sys; sys.path.insert(0, {os.getcwd()!r})
       from tests.test_training_loop import tiny, tiny_model, digits_dataset, from_start
       from nvae_tfx.training import checkpoints, loop
-      options = tiny(10000, checkpoint_every_steps=3)
+      options = tiny(40, checkpoint_every_steps=3)
       loop.train(tiny_model(options), from_start(digits_dataset()), options,
                  checkpoints.TrainingState({str(state_dir)!r}), {str(tmp_path / 'logs1')!r})
   """)
@@ -80,7 +80,8 @@ def test_resume_after_kill(tmp_path):
     proc.wait()
     assert state_file.exists(), 'no checkpoint was written before the kill'
 
-    options = tiny(12)
+    # The same options: a checkpoint of another schedule (model configuration) is not resumed.
+    options = tiny(40, checkpoint_every_steps=3)
     summary = loop.train(
         tiny_model(options),
         from_start(digits_dataset()),
@@ -90,8 +91,9 @@ def test_resume_after_kill(tmp_path):
     )
     # Checkpoints come every 3 steps and at every epoch end; the kill may follow either.
     resumed = summary['resumed_from_step']
-    assert resumed >= 3 and (resumed % 3 == 0 or resumed % STEPS_PER_EPOCH == 0)
-    assert summary['steps'] == max(12, summary['resumed_from_step'])
+    assert 3 <= resumed < 40 and (resumed % 3 == 0 or resumed % STEPS_PER_EPOCH == 0)
+    assert summary['resumed_from_batch'] == resumed  # no step was skipped as non-finite
+    assert summary['steps'] == 40
     assert json.load(open(tmp_path / 'logs2' / 'training_summary.json')) == summary
 
 
