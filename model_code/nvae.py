@@ -21,6 +21,7 @@ import math
 import keras
 import numpy as np
 from keras import ops
+from keras.src.backend.common.stateless_scope import get_stateless_scope  # not public (3.12)
 from keras.src.losses.loss import scale_loss_for_distribution  # not in the public API (3.12)
 
 from model_code import schedules
@@ -389,18 +390,53 @@ class NVAE(keras.Model):
         """Importance-weighted bound log (1/K) sum_k p(x, z_k) / q(z_k|x) per example.
 
         Samples are drawn chunk_size at a time (chunk_size * batch images per
-        forward pass), with a running log-sum-exp, so memory is bounded for any K.
+        forward pass) in a symbolic loop with a running log-sum-exp: memory is
+        bounded for any K, and the traced graph holds one forward pass (two when
+        chunk_size does not divide K), so tracing costs the same at K = 1000 as
+        at K = 50. The draws are those of the same passes run one after another.
         """
-        batch = ops.shape(x)[0]
-        total = None
-        for start in range(0, num_samples, chunk_size):
-            k = min(chunk_size, num_samples - start)
-            log_w, _ = self._log_weights(ops.repeat(x, k, axis=0))
-            log_w = ops.reshape(log_w, (batch, k))
-            if total is not None:
-                log_w = ops.concatenate([total[:, None], log_w], axis=1)
-            total = ops.logsumexp(log_w, axis=1)
+        chunk_size = min(chunk_size, num_samples)
+        full_chunks, rest = divmod(num_samples, chunk_size)
+
+        def add_chunk(k):
+            def body(_, carry):
+                total, seed_state = carry
+                log_w, seed_state = self._chunk_log_weights(x, k, seed_state)
+                return ops.logaddexp(total, ops.logsumexp(log_w, axis=1)), seed_state
+
+            return body
+
+        seed = self.seed_generator.state
+        carry = (ops.full_like(x[:, 0, 0, 0], -np.inf, dtype='float32'), seed.value)
+        carry = ops.fori_loop(0, full_chunks, add_chunk(chunk_size), carry)
+        if rest:
+            carry = add_chunk(rest)(full_chunks, carry)
+        total, seed_state = carry
+        seed.assign(seed_state)
         return total - math.log(num_samples)
+
+    def _chunk_log_weights(self, x, k, seed_state):
+        """Log weights [batch, k] of k posterior samples per image drawn from seed_state, and
+        the advanced seed state.
+
+        A traced loop cannot update the seed generator's variable in place (on JAX the body is
+        traced once, so every iteration would draw the same numbers): the state is the loop's
+        carry, mapped in by a stateless scope that also keeps any enclosing scope's values.
+        """
+        seed = self.seed_generator.state
+        outer = get_stateless_scope()
+        mapping = (
+            []
+            if outer is None
+            else [
+                (v, outer.get_current_value(v))
+                for v in self.variables
+                if outer.get_current_value(v) is not None
+            ]
+        )
+        with keras.StatelessScope(state_mapping=[*mapping, (seed, seed_state)]) as scope:
+            log_w, _ = self._log_weights(ops.repeat(x, k, axis=0))
+        return ops.reshape(log_w, (-1, k)), scope.get_current_value(seed)
 
     def bits_per_dim(self, nats):
         return nats / (math.log(2.0) * self.num_dims)

@@ -80,6 +80,21 @@ def random_flip(images, seed=None):
     return tf.where(flip, tf.reverse(images, axis=[2]), images)
 
 
+def per_example(image, dataset: str, binarization: str, key):
+    """per_step's training randomness for one image, drawn with a stateless key ([2] ints): the
+    same key gives the same binarization or flip in any process, so a training stream keyed by
+    position is the same when a resumed Trainer reads it again."""
+    import tensorflow as tf
+
+    if dataset == 'mnist':
+        if binarization != 'dynamic':
+            return image
+        noise = tf.random.stateless_uniform(tf.shape(image), seed=key)
+        return tf.cast(noise < image, image.dtype)
+    flip = tf.random.stateless_uniform([], seed=key) < 0.5
+    return tf.where(flip, tf.reverse(image, axis=[1]), image)
+
+
 def per_step(images, dataset: str, binarization: str, training: bool):
     """The randomness drawn afresh every time the Trainer (or a served model) uses a batch of
     model images, which Transform, materialising examples once, cannot hold: MNIST a fresh

@@ -1,7 +1,10 @@
 """The Trainer's loop without TFX: resume after a kill, the NaN guard, refusing to export."""
 
+import dataclasses
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,11 +12,14 @@ import textwrap
 import time
 from types import SimpleNamespace
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import model_code
 from components.trainer import trainer_module
+from nvae_tfx.data import records, transformed
 from nvae_tfx.options import TrainingOptions
 from nvae_tfx.training import checkpoints, export, guard, loop
 
@@ -36,6 +42,11 @@ def tiny_model(options):
     return loop.build_model(options.model_config(image_size=32), options.jit_compile)
 
 
+def from_start(ds):
+    """A training stream for loop.train from an endless dataset: batch b is its b-th element."""
+    return lambda first_batch: ds.skip(first_batch)
+
+
 def digits_dataset(nan_from_batch=None):
     x = (np.random.RandomState(0).rand(64, 32, 32, 1) < 0.3).astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices(x).repeat().batch(8)
@@ -54,10 +65,10 @@ def test_resume_after_kill(tmp_path):
     state_dir = tmp_path / 'state'
     script = textwrap.dedent(f"""
       import sys; sys.path.insert(0, {os.getcwd()!r})
-      from tests.test_training_loop import tiny, tiny_model, digits_dataset
+      from tests.test_training_loop import tiny, tiny_model, digits_dataset, from_start
       from nvae_tfx.training import checkpoints, loop
-      options = tiny(10000, checkpoint_every_steps=3)
-      loop.train(tiny_model(options), digits_dataset(), options,
+      options = tiny(40, checkpoint_every_steps=3)
+      loop.train(tiny_model(options), from_start(digits_dataset()), options,
                  checkpoints.TrainingState({str(state_dir)!r}), {str(tmp_path / 'logs1')!r})
   """)
     proc = subprocess.Popen([sys.executable, '-c', script])
@@ -69,18 +80,20 @@ def test_resume_after_kill(tmp_path):
     proc.wait()
     assert state_file.exists(), 'no checkpoint was written before the kill'
 
-    options = tiny(12)
+    # The same options: a checkpoint of another schedule (model configuration) is not resumed.
+    options = tiny(40, checkpoint_every_steps=3)
     summary = loop.train(
         tiny_model(options),
-        digits_dataset(),
+        from_start(digits_dataset()),
         options,
         checkpoints.TrainingState(str(state_dir)),
         str(tmp_path / 'logs2'),
     )
     # Checkpoints come every 3 steps and at every epoch end; the kill may follow either.
     resumed = summary['resumed_from_step']
-    assert resumed >= 3 and (resumed % 3 == 0 or resumed % STEPS_PER_EPOCH == 0)
-    assert summary['steps'] == max(12, summary['resumed_from_step'])
+    assert 3 <= resumed < 40 and (resumed % 3 == 0 or resumed % STEPS_PER_EPOCH == 0)
+    assert summary['resumed_from_batch'] == resumed  # no step was skipped as non-finite
+    assert summary['steps'] == 40
     assert json.load(open(tmp_path / 'logs2' / 'training_summary.json')) == summary
 
 
@@ -95,7 +108,7 @@ def test_non_finite_steps_are_skipped_counted_and_divergence_fails(tmp_path):
     ):
         loop.train(
             model,
-            digits_dataset(nan_from_batch=6),
+            from_start(digits_dataset(nan_from_batch=6)),
             options,
             state,
             str(tmp_path / 'logs'),
@@ -125,7 +138,7 @@ def test_isolated_nan_batch_is_skipped_and_reported_without_per_step_reads(
     monkeypatch.setattr(checkpoints, 'step', lambda m: reads.append(1) or read_step(m))
     summary = loop.train(
         model,
-        ds,
+        from_start(ds),
         options,
         checkpoints.TrainingState(str(tmp_path / 'state')),
         str(tmp_path / 'logs'),
@@ -175,3 +188,94 @@ def test_checkpoint_dir_is_stable_across_executions():
     assert first.startswith('/r/Trainer/checkpoints/')
     assert trainer_module.checkpoint_dir(fn_args(12)) == first
     assert trainer_module.checkpoint_dir(fn_args(12, steps=200)) != first
+
+
+class InMemoryAccessor:
+    """Stands in for TFX's data accessor: transformed examples from an array, read as the
+    accessor reads them (batched, in order, num_epochs passes; None for endless)."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def tf_dataset_factory(self, file_pattern, reading, schema):
+        ds = tf.data.Dataset.from_tensor_slices({records.IMAGE: self.images})
+        assert not reading.shuffle
+        return ds.repeat(reading.num_epochs).batch(reading.batch_size)
+
+
+def digit_stream(options, n=20):
+    """training_stream over n grey 32x32 images (binarized per use) without TFX."""
+    grey = np.random.RandomState(1).rand(n, 32, 32, 1).astype(np.float32)
+    output = SimpleNamespace(transformed_metadata=SimpleNamespace(schema=None))
+    return lambda first_batch: transformed.training_stream(
+        InMemoryAccessor(grey), 'unused', output, options, seed=3, first_batch=first_batch
+    )
+
+
+def test_training_stream_continues_at_any_batch():
+    keras.utils.set_random_seed(0)  # a global seed, as the Trainer sets
+    stream = digit_stream(tiny(10))  # 20 images, batches of 8: batches straddle epochs
+    full = [b.numpy() for b in stream(0).take(12)]
+    assert all(b.shape == (8, 32, 32, 1) and set(np.unique(b)) == {0.0, 1.0} for b in full)
+    for first in (1, 2, 5, 9):  # within the first epoch, at and across epoch boundaries
+        resumed = [b.numpy() for b in stream(first).take(3)]
+        for expected, got in zip(full[first : first + 3], resumed, strict=True):
+            np.testing.assert_array_equal(got, expected)
+    # Epochs differ: another order, another binarization of the same images.
+    epoch_0, epoch_2 = np.concatenate(full[:2]), np.concatenate(full[5:7])  # 16 images each
+    assert not np.array_equal(epoch_0, epoch_2)
+
+
+def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
+    options = tiny(8, checkpoint_every_steps=2)
+    stream = digit_stream(options)
+
+    def train(name, data, state_dir):
+        keras.utils.set_random_seed(0)  # the same initial weights for every run
+        model = tiny_model(options)
+        state = checkpoints.TrainingState(str(tmp_path / state_dir))
+        summary = loop.train(model, data, options, state, str(tmp_path / f'logs-{name}'))
+        return model, summary
+
+    whole, _ = train('whole', stream, 'whole')
+    # The first run dies reading its 6th batch, after the epoch-end checkpoint at step 5.
+    dies = tf.data.Dataset.from_tensors(tf.fill([8, 32, 32, 1], np.nan)).map(
+        lambda b: tf.debugging.check_numerics(b, 'killed')
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match='killed'):
+        train('part', lambda first: stream(first).take(5 - first).concatenate(dies), 'parts')
+    resumed, summary = train('resumed', stream, 'parts')
+    assert summary['resumed_from_step'] == summary['resumed_from_batch'] == 5
+    assert summary['steps'] == 8
+    for a, b in zip(whole.weights, resumed.weights, strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+
+
+def test_checkpoint_of_other_model_code_is_not_resumed(tmp_path, monkeypatch, caplog):
+    options = tiny(1)
+    model = tiny_model(options)
+    state = checkpoints.TrainingState(str(tmp_path / 'state'))
+    assert state.save(model, batches=3)
+    assert state.written_by_other_code(model) == ''
+    # The same code under another configuration, then other code under this one.
+    other_config = loop.build_model(
+        dataclasses.replace(model.config, seed=model.config.seed + 1), 'false'
+    )
+    assert 'other model code or configuration' in state.written_by_other_code(other_config)
+    code = tmp_path / 'model_code'
+    shutil.copytree(os.path.dirname(model_code.__file__), code)
+    with open(code / 'nvae.py', 'a') as f:
+        f.write('\nCHANGED = True\n')
+    monkeypatch.setattr(model_code, '__file__', str(code / '__init__.py'))
+    reason = state.written_by_other_code(model)
+    assert 'other model code or configuration' in reason
+
+    with caplog.at_level(logging.WARNING):
+        summary = loop.train(
+            model, from_start(digits_dataset()), options, state, str(tmp_path / 'logs')
+        )
+    [line] = [r.getMessage() for r in caplog.records if 'Not resuming' in r.getMessage()]
+    assert line == f'Not resuming {state.path}: {reason}; training starts at step 0.'
+    assert summary['resumed_from_step'] == 0 and summary['steps'] == 1
+    # The new run's checkpoint replaced the stale one and is resumable by this code.
+    assert state.written_by_other_code(model) == ''

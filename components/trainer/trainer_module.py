@@ -45,9 +45,9 @@ def run_fn(fn_args):
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     image_shape = tft_output.transformed_feature_spec()[records.IMAGE].shape
 
-    def images(files, training, batch_size=None):
+    def eval_images(batch_size):
         return transformed.image_dataset(
-            fn_args.data_accessor, files, tft_output, options, training, batch_size
+            fn_args.data_accessor, fn_args.eval_files, tft_output, options, batch_size
         )
 
     config = options.model_config(
@@ -58,7 +58,7 @@ def run_fn(fn_args):
     # One seed for weights, model noise and per-step binarization: re-runs are reproducible and
     # every worker of a multi-worker run reads the same data stream before sharding.
     keras.utils.set_random_seed(config.seed)
-    eval_images = next(iter(images(fn_args.eval_files, training=False, batch_size=64))).numpy()
+    monitored = next(iter(eval_images(batch_size=64))).numpy()
     with strategy.scope():
         model = loop.build_model(config, options.jit_compile)
     logging.info(
@@ -72,12 +72,19 @@ def run_fn(fn_args):
     state = checkpoints.TrainingState(checkpoint_dir(fn_args), writer=chief)
     summary = loop.train(
         model,
-        images(fn_args.train_files, training=True),
+        lambda first_batch: transformed.training_stream(
+            fn_args.data_accessor,
+            fn_args.train_files,
+            tft_output,
+            options,
+            seed=config.seed,
+            first_batch=first_batch,
+        ),
         options,
         state,
         fn_args.model_run_dir,
-        eval_ds=images(fn_args.eval_files, training=False),
-        eval_images=eval_images,
+        eval_ds=eval_images(options.batch_size),
+        eval_images=monitored,
         chief=chief,
     )
     logging.info('Training finished: %s', summary)

@@ -1,6 +1,7 @@
 """Reading Transform's output: the Trainer's tf.data input (float images in [0, 1], with NVAE's
-per-step randomness, dynamic binarization and random flip, where it belongs) and whole splits in
-memory for the Evaluator and the digit classifier."""
+per-step randomness, dynamic binarization and random flip, where it belongs; for training a
+stream that a resumed Trainer continues) and whole splits in memory for the Evaluator and the
+digit classifier."""
 
 import numpy as np
 import tensorflow as tf
@@ -20,36 +21,90 @@ def to_model_images(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(images, tf.float32)
 
 
-def image_dataset(
-    data_accessor,
-    file_pattern,
-    tft_output,
-    options: TrainingOptions,
-    training: bool,
-    batch_size: int | None = None,
-) -> tf.data.Dataset:
-    """Endless batches (of options.batch_size unless given) of model-ready images, with the
-    per-step randomness of options' dataset, from transformed examples read through TFX's data
-    accessor (which picks the reader matching the artifact's payload and file format)."""
-    reading = tfxio.TensorFlowDatasetOptions(
-        batch_size=batch_size or options.batch_size,
-        shuffle=training,
-        drop_final_batch=training,
+SHUFFLE_BUFFER = 10_000  # examples held by the training stream's shuffle
+
+
+def _examples(data_accessor, file_pattern, tft_output, **reading) -> tf.data.Dataset:
+    """Transformed examples through TFX's data accessor (which picks the reader matching the
+    artifact's payload and file format)."""
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(**reading),
+        tft_output.transformed_metadata.schema,
     )
-    ds = data_accessor.tf_dataset_factory(
-        file_pattern, reading, tft_output.transformed_metadata.schema
-    )
+
+
+def _sharded_by_element(ds: tf.data.Dataset) -> tf.data.Dataset:
     # Multi-worker training shards by element, not by file: it works with any number of files
     # (Transform may write one) and makes the global batches those of single-worker training.
     sharding = tf.data.Options()
     sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    ds = ds.with_options(sharding)
-    return ds.map(
-        lambda f: datasets.per_step(
-            to_model_images(f[records.IMAGE]), options.dataset, options.binarization, training
-        ),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    ).prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(sharding)
+
+
+def image_dataset(
+    data_accessor, file_pattern, tft_output, options: TrainingOptions, batch_size: int
+) -> tf.data.Dataset:
+    """Endless evaluation batches of model-ready images, in file order, with the evaluation
+    randomness of options' dataset (MNIST: a fresh dynamic binarization)."""
+    ds = _examples(data_accessor, file_pattern, tft_output, batch_size=batch_size, shuffle=False)
+    return (
+        _sharded_by_element(ds)
+        .map(
+            lambda f: datasets.per_step(
+                to_model_images(f[records.IMAGE]), options.dataset, options.binarization, False
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def training_stream(
+    data_accessor, file_pattern, tft_output, options: TrainingOptions, seed: int, first_batch=0
+) -> tf.data.Dataset:
+    """Endless training batches of options.batch_size, from the stream's first_batch-th on.
+
+    The stream is a function of the seed alone: in data epoch e the split's read blocks (1,024
+    examples in file order) are each permuted with a key made of (seed, e, block), then mixed by
+    a shuffle buffer, and the image at position i of the epoch gets its per-step randomness
+    (datasets.per_example) from the key (seed, e, i). So the batches from first_batch on are
+    those an uninterrupted run reads there; a resumed run skips the epochs it finished without
+    reading them, and the examples it consumed in the current one before any pixel work.
+    The buffer's own seed is fixed (with a global seed set, tf.data takes only Python seeds, and
+    the Trainer always sets config.seed): the stateless block permutation is what changes the
+    order from epoch to epoch.
+    """
+    blocks = _examples(
+        data_accessor, file_pattern, tft_output, batch_size=1024, shuffle=False, num_epochs=1
+    ).map(lambda f: to_model_images(f[records.IMAGE]))
+    consumed = first_batch * options.batch_size
+    if consumed:
+        epoch_size = int(
+            blocks.reduce(tf.constant(0, tf.int64), lambda n, b: n + tf.shape(b, tf.int64)[0])
+        )
+        start_epoch, offset = divmod(consumed, epoch_size)
+    else:
+        start_epoch, offset = 0, 0
+    fold_in = tf.random.experimental.stateless_fold_in
+
+    def epoch(e):
+        key = tf.stack([tf.constant(seed, tf.int64), e])
+        order = blocks.enumerate().map(
+            lambda b, images: tf.random.experimental.stateless_shuffle(images, fold_in(key, b))
+        )
+        order = order.unbatch().shuffle(SHUFFLE_BUFFER, seed=seed).enumerate()
+        order = order.skip(tf.where(e == start_epoch, tf.constant(offset, tf.int64), 0))
+        return order.map(
+            lambda i, image: datasets.per_example(
+                image, options.dataset, options.binarization, fold_in(key, i)
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    ds = tf.data.Dataset.range(start_epoch, tf.int64.max).flat_map(epoch)
+    ds = ds.batch(options.batch_size, drop_remainder=True)
+    return _sharded_by_element(ds).prefetch(tf.data.AUTOTUNE)
 
 
 def transformed_batches(

@@ -1,19 +1,45 @@
 """Training state on disk: every model and optimizer variable in one file, replaced atomically,
 so a killed Trainer resumes from the newest complete checkpoint and a diverged one can step back
-to the last finite state."""
+to the last finite state. With the variables the file holds how many batches of the data stream
+were consumed (where a resumed run continues the stream) and a fingerprint of the model code and
+configuration that wrote it (a checkpoint of other code is not resumed)."""
 
+import dataclasses
+import hashlib
 import io
+import json
+import pathlib
+from typing import NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+import model_code
+
 STATE_FILE = 'training_state.npz'
+_FINGERPRINT, _BATCHES = 'fingerprint', 'batches_consumed'
+
+
+class Position(NamedTuple):
+    step: int  # optimizer updates applied
+    batches: int  # batches of the training stream consumed (skipped non-finite steps included)
+
+
+def fingerprint(config) -> str:
+    """Hash of every source file of model_code and of the model configuration: what decides
+    whether saved variables mean the same thing to this code."""
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
+    for source in sorted(pathlib.Path(model_code.__file__).parent.glob('*.py')):
+        digest.update(source.name.encode() + b'\0' + source.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _variables(model):
-    return list(model.weights) + list(model.optimizer.variables)
+    # variables, not weights: the seed generators' states too, so that a resumed run draws the
+    # model noise the uninterrupted run would have drawn.
+    return list(model.variables) + list(model.optimizer.variables)
 
 
 def step(model) -> int:
@@ -40,8 +66,9 @@ class TrainingState:
     def exists(self) -> bool:
         return tf.io.gfile.exists(self.path)
 
-    def save(self, model) -> bool:
-        """Saves if every weight is finite (a non-finite state is never a restore point)."""
+    def save(self, model, batches: int) -> bool:
+        """Saves if every weight is finite (a non-finite state is never a restore point);
+        batches: how many batches of the training stream have been consumed."""
         if not all_finite(model):
             logging.warning('Not checkpointing step %d: the weights are not finite.', step(model))
             return False
@@ -49,7 +76,11 @@ class TrainingState:
         if not self.writer:
             return True
         buffer = io.BytesIO()
-        np.savez(buffer, *values)
+        np.savez(
+            buffer,
+            *values,
+            **{_FINGERPRINT: fingerprint(model.config), _BATCHES: np.int64(batches)},
+        )
         tf.io.gfile.makedirs(self.directory)
         tmp = self.path + '.tmp'
         with tf.io.gfile.GFile(tmp, 'wb') as f:
@@ -57,12 +88,29 @@ class TrainingState:
         tf.io.gfile.rename(tmp, self.path, overwrite=True)
         return True
 
-    def restore(self, model) -> int:
-        """Loads the saved state into a built, compiled model; returns the restored step."""
-        variables = _variables(model)
+    def _load(self):
         with tf.io.gfile.GFile(self.path, 'rb') as f:
-            saved = np.load(io.BytesIO(f.read()))
-            values = [saved[f'arr_{i}'] for i in range(len(saved.files))]
+            return np.load(io.BytesIO(f.read()))
+
+    def written_by_other_code(self, model) -> str:
+        """Why the checkpoint cannot be resumed by this model code and configuration, or ''."""
+        saved = self._load()
+        if _FINGERPRINT not in saved.files:
+            return 'it was written without a code fingerprint'
+        theirs, ours = str(saved[_FINGERPRINT]), fingerprint(model.config)
+        if theirs != ours:
+            return (
+                f'it was written by other model code or configuration '
+                f'(fingerprint {theirs}, this run {ours})'
+            )
+        return ''
+
+    def restore(self, model) -> Position:
+        """Loads the saved state into a built, compiled model; returns where it was saved."""
+        variables = _variables(model)
+        saved = self._load()
+        count = sum(name.startswith('arr_') for name in saved.files)
+        values = [saved[f'arr_{i}'] for i in range(count)]
         if len(values) != len(variables) or any(
             tuple(v.shape) != a.shape for v, a in zip(variables, values, strict=True)
         ):
@@ -72,7 +120,7 @@ class TrainingState:
             )
         for variable, value in zip(variables, values, strict=True):
             variable.assign(value)
-        return step(model)
+        return Position(step(model), int(saved[_BATCHES]))
 
 
 class StepWatcher(keras.callbacks.Callback):
@@ -93,12 +141,14 @@ class StepWatcher(keras.callbacks.Callback):
 
 
 class Checkpointer(StepWatcher):
-    """Saves the training state every `every_steps` optimizer steps and at every epoch end."""
+    """Saves the training state every `every_steps` optimizer steps and at every epoch end,
+    counting the batches consumed from `first_batch` on."""
 
-    def __init__(self, state: TrainingState, every_steps: int):
+    def __init__(self, state: TrainingState, every_steps: int, first_batch: int = 0):
         super().__init__()
         self.state = state
         self.every_steps = every_steps
+        self.batches = first_batch
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -108,12 +158,13 @@ class Checkpointer(StepWatcher):
         return (done // self.every_steps + 1) * self.every_steps if self.every_steps else 0
 
     def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
         if not self.every_steps:
             return
         done = self.step_if_reached(self._due)
         if done is not None and done >= self._due:
-            self.state.save(self.model)
+            self.state.save(self.model, self.batches)
             self._due = self._next_due(done)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.state.save(self.model)
+        self.state.save(self.model, self.batches)

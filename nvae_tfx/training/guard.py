@@ -90,7 +90,7 @@ class NonFiniteGuard(keras.callbacks.Callback):
                 f'{step} after {self.restores} restore(s) of the last good checkpoint. '
                 'Lower the learning rate or raise weight_decay_norm (see README).'
             )
-        self._last_step = self.state.restore(self.model)
+        self._last_step = self.state.restore(self.model).step
         self.restores += 1
         self._consecutive = 0
         logging.warning(

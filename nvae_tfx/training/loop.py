@@ -48,7 +48,7 @@ class StopAtStep(checkpoints.StepWatcher):
 
 def train(
     model,
-    train_ds,
+    train_data,
     options: TrainingOptions,
     state: checkpoints.TrainingState,
     log_dir: str,
@@ -57,23 +57,33 @@ def train(
     nan_patience: int = 20,
     chief: bool = True,
 ) -> dict:
-    """Trains until options.train_steps updates, resuming from `state` if it holds a checkpoint;
-    evaluates options.eval_steps batches of eval_ds after every epoch where eval_ds is given.
+    """Trains until options.train_steps updates, resuming from `state` if it holds a checkpoint
+    of this model code and configuration; evaluates options.eval_steps batches of eval_ds after
+    every epoch where eval_ds is given.
+    train_data: first_batch -> the training stream from its first_batch-th batch on, the same
+    batches an uninterrupted run would get there (a resumed run continues the stream).
     nan_patience: consecutive non-finite steps before stepping back to the last checkpoint.
     chief: False on all but one worker of a multi-worker run: no logs, images or summary."""
     total_steps, steps_per_epoch = options.train_steps, options.steps_per_epoch
-    start_step = state.restore(model) if state.exists() else 0
-    if start_step:
-        logging.info(
-            'Resuming from the checkpoint at step %d of %d (%s).',
-            start_step,
-            total_steps,
-            state.path,
-        )
+    start = checkpoints.Position(0, 0)
+    if state.exists():
+        stale = state.written_by_other_code(model)
+        if stale:
+            logging.warning('Not resuming %s: %s; training starts at step 0.', state.path, stale)
+        else:
+            start = state.restore(model)
+            logging.info(
+                'Resuming from the checkpoint at step %d of %d, batch %d (%s).',
+                start.step,
+                total_steps,
+                start.batches,
+                state.path,
+            )
+    start_step = start.step
     non_finite = guard.NonFiniteGuard(state, patience=nan_patience)
     callbacks = [
         StopAtStep(total_steps),
-        checkpoints.Checkpointer(state, options.checkpoint_every_steps),
+        checkpoints.Checkpointer(state, options.checkpoint_every_steps, start.batches),
         non_finite,
     ]
     if chief:
@@ -87,7 +97,7 @@ def train(
     history = {}
     if start_step < total_steps:
         history = model.fit(
-            train_ds,
+            train_data(start.batches),
             steps_per_epoch=steps_per_epoch,
             # One spare epoch: steps skipped as non-finite do not count towards total_steps.
             epochs=math.ceil(total_steps / steps_per_epoch) + 1,
@@ -106,6 +116,7 @@ def train(
     summary = {
         'steps': steps,
         'resumed_from_step': start_step,
+        'resumed_from_batch': start.batches,
         'skipped_non_finite_steps': non_finite.skipped,
         'restores': non_finite.restores,
         'seconds': round(time.time() - started, 1),
