@@ -41,6 +41,21 @@ def _split(params):
     return ops.split(ops.cast(params, 'float32'), 2, axis=-1)
 
 
+class SeedStream(keras.random.SeedGenerator):
+    """The seeds keras.random.SeedGenerator(seed) draws, [seed, 0], [seed, 1], ..., without its
+    variable: seed may be a traced tensor, and concurrent calls (a serving signature) share no
+    state."""
+
+    def __init__(self, seed, dtype):  # no super().__init__: it would create the variable
+        self._seed = ops.cast(ops.reshape(seed, (1,)), dtype)
+        self._dtype = dtype
+        self._drawn = 0
+
+    def next(self, ordered=True):
+        self._drawn += 1
+        return ops.concatenate([self._seed, ops.full((1,), self._drawn - 1, self._dtype)])
+
+
 @keras.saving.register_keras_serializable('nvae')
 class NVAE(keras.Model):
     def __init__(self, config=None, **kwargs):
@@ -353,7 +368,13 @@ class NVAE(keras.Model):
     # --------------------------------------------------- sampling, evaluation
 
     def sample(
-        self, num_samples, temperature=1.0, training=False, mean_image=False, sampling_state=False
+        self,
+        num_samples,
+        temperature=1.0,
+        training=False,
+        mean_image=False,
+        sampling_state=False,
+        seed=None,
     ):
         """Images from the prior in [0, 1]: Bernoulli means (MNIST) or DML samples.
 
@@ -363,8 +384,11 @@ class NVAE(keras.Model):
         from it, as the official FID scores them (sampling's pixel noise costs
         FID). sampling_state: the decoder's BatchNorm uses the statistics that
         readjust_bn estimated on prior samples, as NVAE samples after
-        readjustment; otherwise the training statistics.
+        readjustment; otherwise the training statistics. seed: draws as the
+        model's own stream after reseed(seed), without advancing it; None: the
+        model's stream.
         """
+        seeds = self.seed_generator if seed is None else self.seed_stream(seed)
 
         def latent(group, s):
             if group == 0:
@@ -372,13 +396,13 @@ class NVAE(keras.Model):
                 prior = Normal(zeros, zeros, temperature)
             else:
                 prior = Normal(*_split(self.prior_heads[group - 1](s)), temperature)
-            return prior.sample(self.seed_generator)
+            return prior.sample(seeds)
 
         logits = self._decode(num_samples, latent, training, sampling_state)
         dist = self.output_distribution(logits)
         if self.config.dataset == 'mnist' or mean_image:
             return dist.mean()
-        return dist.sample(self.seed_generator, temperature)
+        return dist.sample(seeds, temperature)
 
     def readjust_bn(self, num_passes=500, batch_size=16, temperature=1.0, compile_pass=None):
         """Makes the sampling state (the official --readjust_bn): the decoder's BatchNorm
@@ -407,6 +431,9 @@ class NVAE(keras.Model):
         """{'passes', 'batch', 'temperature'} of readjust_bn, or None if it has not run."""
         values = {k: ops.convert_to_numpy(v).item() for k, v in self.readjust_record.items()}
         return None if values['passes'] < 0 else values
+
+    def seed_stream(self, seed):
+        return SeedStream(seed, self.seed_generator.state.dtype)
 
     def reseed(self, seed):
         """Restarts the model's random stream where keras.random.SeedGenerator(seed) starts

@@ -128,12 +128,18 @@ def test_isolated_nan_batch_is_skipped(tmp_path):
     assert checkpoints.all_finite(model)
 
 
-def test_model_with_non_finite_weights_is_not_exported(tmp_path):
+@pytest.mark.parametrize('broken', ['weights', 'sampling_state', 'no_sampling_state'])
+def test_model_is_not_exported_without_a_finite_sampling_state(tmp_path, broken):
     options = tiny(10)
     model = tiny_model(options)
-    weight = model.trainable_weights[0]
-    weight.assign(np.full(weight.shape, np.nan, np.float32))
-    with pytest.raises(ValueError, match='non-finite weights'):
+    if broken != 'no_sampling_state':
+        model.readjust_bn(0, 1, 1.0)
+    bn = model.decoder_cells[0].branch.bn_out
+    weight = {'weights': model.trainable_weights[0], 'sampling_state': bn.sampling_mean}.get(broken)
+    if weight is not None:
+        weight.assign(np.full(weight.shape, np.nan, np.float32))
+    message = 'no sampling state' if broken == 'no_sampling_state' else 'non-finite weights'
+    with pytest.raises(ValueError, match=message):
         export.export(
             model,
             str(tmp_path / 'Format-Serving'),

@@ -84,6 +84,7 @@ def run_fn(fn_args):
     if chief:
         if strategy.num_replicas_in_sync > 1:
             model = export.single_device_copy(model)
+        export.readjust_bn(model, options)
         export.export(model, fn_args.serving_model_dir, tft_output, options)
         tf.io.gfile.rmtree(state.directory)  # the exported model supersedes the checkpoint
     else:
