@@ -114,7 +114,7 @@ def eval_costs(k_values, fid_sizes):
         )
     for size in fid_sizes:
         start = time.perf_counter()
-        generated = generative_metrics.samples(model, size, 1.0, batch_size=500)
+        generated = generative_metrics.samples(model, size, 1.0, batch_size=500, seed=0)
         sampled = time.perf_counter() - start
         fid = generative_metrics.sample_quality(generated, real, [network])
         total = time.perf_counter() - start

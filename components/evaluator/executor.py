@@ -112,7 +112,7 @@ class Executor(tfx_evaluator.Executor):
                 num_iw_samples=options.num_iw_samples,
                 fid_num_samples=options.fid_num_samples,
                 temperature=options.sample_temperature,
-                readjust_bn_passes=options.readjust_bn_passes,
+                seed=options.seed,
             )
 
         metrics, generated = score(candidate)

@@ -1,8 +1,8 @@
 """The Evaluator's numbers, computed with model_code on images in memory.
 
-Likelihoods first (BatchNorm in inference mode with the training statistics, as NVAE
-evaluates), then BatchNorm readjustment and sampling for FID and precision/recall, so that
-readjusting cannot touch the likelihoods.
+Likelihoods use BatchNorm in inference mode with the training statistics, as NVAE evaluates;
+samples for FID and precision/recall use the model's sampling state, the statistics the Trainer
+readjusted on prior samples (NVAE.readjust_bn), which the pushed SavedModel samples with too.
 """
 
 import math
@@ -45,13 +45,24 @@ def likelihoods(model, images: np.ndarray, num_iw_samples: int, batch_size: int)
     }
 
 
-def samples(model, num: int, temperature: float, batch_size: int) -> np.ndarray:
-    draw = tf.function(lambda n: model.sample(n, temperature))
+def samples(model, num: int, temperature: float, batch_size: int, seed: int) -> np.ndarray:
+    """num images drawn with the model's sampling state from `seed`, batch_size at a time. The
+    SavedModel's sample signature given num=batch_size and this seed draws the first batch."""
+    model.reseed(seed)
+    draw = tf.function(lambda n: model.sample(n, temperature, sampling_state=True))
     out = [
         keras.ops.convert_to_numpy(draw(min(batch_size, num - i)))
         for i in range(0, num, batch_size)
     ]
     return np.concatenate(out)
+
+
+def sampling_state(model) -> dict:
+    """The BatchNorm readjustment the model samples with, to be recorded beside its metrics."""
+    settings = model.sampling_settings()
+    if settings is None:
+        raise ValueError('the model has no sampling state (its BatchNorm was never readjusted)')
+    return {f'readjust_bn_{name}': value for name, value in settings.items()}
 
 
 def sample_quality(generated: np.ndarray, real: np.ndarray, networks: Sequence) -> dict:
@@ -79,18 +90,15 @@ def evaluate(
     num_iw_samples: int,
     fid_num_samples: int,
     temperature: float,
-    readjust_bn_passes: int,
-    readjust_bn_batch: int = 16,
+    seed: int,
     batch_size: int = 50,
 ):
     """(metrics, generated images) of one model. nll_images are what the likelihood scores
     (binarized MNIST), real_images the reference for sample quality (grey MNIST, as the decoder's
     mean is grey)."""
+    recorded = sampling_state(model)
     metrics = likelihoods(model, nll_images, num_iw_samples, batch_size)
-    readjust = tf.function(lambda: model.readjust_bn(1, readjust_bn_batch, temperature))
-    for _ in range(readjust_bn_passes):  # one traced pass, called N times: a small graph
-        readjust()
-    generated = samples(model, fid_num_samples, temperature, batch_size)
+    generated = samples(model, fid_num_samples, temperature, batch_size, seed)
     metrics.update(sample_quality(generated, real_images, networks))
     metrics.update(
         {
@@ -98,7 +106,7 @@ def evaluate(
             'num_iw_samples': num_iw_samples,
             'fid_num_samples': fid_num_samples,
             'sample_temperature': temperature,
-            'readjust_bn_passes': readjust_bn_passes,
+            **recorded,
         }
     )
     return metrics, generated
