@@ -164,19 +164,22 @@ def _model_half(transform, training, evaluation, serving_dir, user_code):
         if user_code == 'installed'
         else dict(module_file=configs.TRAINER_MODULE)
     )
-    trainer = tfx.components.Trainer(
-        **trainer_code,
-        examples=transform.outputs['transformed_examples'],
-        transform_graph=transform.outputs['transform_graph'],
-        train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=training.eval_steps),
-        custom_config=_with_fingerprint(training.to_custom_config(), configs.TRAINER_CODE),
-    )
+    # The last blessed model: the Evaluator's baseline and, on a warm start, the Trainer's
+    # starting point.
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id('latest_blessed_model_resolver')
+    trainer = tfx.components.Trainer(
+        **trainer_code,
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        base_model=baseline.outputs['model'] if training.warm_start else None,
+        train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=training.eval_steps),
+        custom_config=_with_fingerprint(training.to_custom_config(), configs.TRAINER_CODE),
+    )
     nodes = [trainer, baseline]
     feature_network = None
     if training.dataset == 'mnist' and evaluation.digit_classifier:

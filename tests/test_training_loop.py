@@ -163,3 +163,20 @@ def test_checkpoint_dir_is_stable_across_executions():
     assert first.startswith('/r/Trainer/checkpoints/')
     assert trainer_module.checkpoint_dir(fn_args(12)) == first
     assert trainer_module.checkpoint_dir(fn_args(12, steps=200)) != first
+
+
+def test_warm_start_takes_the_base_models_weights_and_restarts_the_schedule(tmp_path):
+    options = tiny(2)
+    base = tiny_model(options)
+    base.fit(digits_dataset(), steps_per_epoch=2, epochs=1, verbose=0)
+    path = str(tmp_path / 'Format-Keras' / 'nvae.keras')
+    base.save(path)
+    model = tiny_model(options)
+    loop.warm_start(model, path)
+    assert int(model.global_step.numpy()) == 0 and int(base.global_step.numpy()) == 2
+    for ours, theirs in zip(model.weights, base.weights, strict=True):
+        if ours is not model.global_step:
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    wider = tiny_model(tiny(2, overrides={'num_channels_enc': '16'}))
+    with pytest.raises(ValueError, match=f'{path}: its weights do not fit this model'):
+        loop.warm_start(wider, path)
