@@ -40,11 +40,11 @@ def parse_args(argv):
     )
     args = p.parse_args(argv)
     if args.num < 1:
-        p.error(f'--num must be at least 1, got {args.num}')
+        sys.exit(f'error: --num must be at least 1, got {args.num}')
     if args.iw_samples < 1:
-        p.error(f'--iw_samples must be at least 1, got {args.iw_samples}')
+        sys.exit(f'error: --iw_samples must be at least 1, got {args.iw_samples}')
     if not 0.0 < args.temperature <= 10.0:
-        p.error(f'--temperature must be in (0, 10], got {args.temperature}')
+        sys.exit(f'error: --temperature must be in (0, 10], got {args.temperature}')
     args.serving_dir = os.path.expanduser(args.serving_dir or configs.serving_dir(args.dataset))
     return args
 

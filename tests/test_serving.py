@@ -200,6 +200,20 @@ def test_sample_refuses_bad_input_with_one_line(pushed, tmp_path):
     assert e.value.code == f'error: {serving_dir / "12"}: not a SavedModel (versions: {VERSION})'
 
 
+@pytest.mark.parametrize(
+    'flag, message',
+    [
+        ('--num=0', '--num must be at least 1, got 0'),
+        ('--iw_samples=0', '--iw_samples must be at least 1, got 0'),
+        ('--temperature=-1', '--temperature must be in (0, 10], got -1.0'),
+    ],
+)
+def test_bad_flags_are_one_line_before_anything_loads(tmp_path, flag, message):
+    with pytest.raises(SystemExit) as e:
+        sample.main([flag, '--serving_dir', str(tmp_path / 'none')])
+    assert e.value.code == f'error: {message}'
+
+
 def test_newest_version_is_loaded_unless_one_is_named(tmp_path):
     for version in ('9', '10', 'tmp'):
         (tmp_path / version).mkdir()
