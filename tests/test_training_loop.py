@@ -169,7 +169,7 @@ def test_warm_start_takes_the_base_models_weights_and_restarts_the_schedule(tmp_
     options = tiny(2)
     base = tiny_model(options)
     base.fit(digits_dataset(), steps_per_epoch=2, epochs=1, verbose=0)
-    path = str(tmp_path / 'Format-Keras' / 'nvae.keras')
+    path = str(tmp_path / 'nvae.keras')
     base.save(path)
     model = tiny_model(options)
     loop.warm_start(model, path)
