@@ -112,11 +112,17 @@ def eval_costs(k_values, fid_sizes):
             f'NLL K={k}: {seconds / batch:.3f} s per example (batch of {batch}; the first call, '
             f'with tracing, {first:.1f} s), {nll:.2f} nats'
         )
+    reference = generative_metrics.features_by_network([network], np.array_split(real, 2))
     for size in fid_sizes:
         start = time.perf_counter()
         generated = generative_metrics.samples(model, size, 1.0, batch_size=500, seed=0)
         sampled = time.perf_counter() - start
-        fid = generative_metrics.sample_quality(generated, real, [network])
+        fid = generative_metrics.sample_quality(
+            generative_metrics.features_by_network([network], np.array_split(generated, 4)),
+            reference,
+            [network],
+            seed=0,
+        )
         total = time.perf_counter() - start
         results[f'fid_{size}'] = {
             's': round(total, 1),

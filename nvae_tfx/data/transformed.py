@@ -55,8 +55,11 @@ def image_dataset(
     ).prefetch(tf.data.AUTOTUNE)
 
 
-def read_transformed_split(examples_uri: str, transform_graph_uri: str, split: str, limit: int = 0):
-    """{feature: np.ndarray} of one split of Transform's materialised output."""
+def transformed_batches(
+    examples_uri: str, transform_graph_uri: str, split: str, limit: int = 0, batch_size: int = 1024
+):
+    """Batches {feature: np.ndarray} of one split of Transform's materialised output, in file
+    order, at most `limit` examples (0: all): a split that does not fit in memory streams."""
     spec = tft.TFTransformOutput(transform_graph_uri).transformed_feature_spec()
     files = sorted(glob.glob(os.path.join(examples_uri, f'Split-{split}', '*')))
     if not files:
@@ -64,6 +67,11 @@ def read_transformed_split(examples_uri: str, transform_graph_uri: str, split: s
     ds = tf.data.TFRecordDataset(files, compression_type='GZIP')
     if limit:
         ds = ds.take(limit)
-    ds = ds.batch(1024).map(lambda r: tf.io.parse_example(r, spec))
-    batches = list(ds.as_numpy_iterator())
-    return {k: np.concatenate([b[k] for b in batches]) for k in spec}
+    ds = ds.batch(batch_size).map(lambda r: tf.io.parse_example(r, spec))
+    yield from ds.as_numpy_iterator()
+
+
+def read_transformed_split(examples_uri: str, transform_graph_uri: str, split: str, limit: int = 0):
+    """{feature: np.ndarray} of one split of Transform's materialised output."""
+    batches = list(transformed_batches(examples_uri, transform_graph_uri, split, limit))
+    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}

@@ -1,18 +1,28 @@
-"""The Evaluator's numbers, computed with model_code on images in memory.
+"""The Evaluator's numbers, computed with model_code, and the protocol they were measured with.
 
 Likelihoods use BatchNorm in inference mode with the training statistics, as NVAE evaluates;
 samples for FID and precision/recall use the model's sampling state, the statistics the Trainer
 readjusted on prior samples (NVAE.readjust_bn), which the pushed SavedModel samples with too.
+
+FID and precision/recall compare generated images with real reference images through feature
+networks. Images are streamed: only their features stay in memory (float32; for 50,000 images
+410 MB per side with Inception's 2,048 dimensions, 26 MB with the digit classifier's 128), and
+FID's Gaussian statistics accumulate batch by batch in float64 (O(d^2)). The reference features
+are computed once per evaluation and shared by every model scored.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from nvae_tfx.evaluation import fid, precision_recall
+from nvae_tfx.options import EvaluationOptions
+
+GRID_SAMPLES = 100  # samples.png: a 10 x 10 grid
 
 
 def iw_log_likelihood(model, num_iw_samples: int, batch_size: int):
@@ -45,16 +55,27 @@ def likelihoods(model, images: np.ndarray, num_iw_samples: int, batch_size: int)
     }
 
 
-def samples(model, num: int, temperature: float, batch_size: int, seed: int) -> np.ndarray:
-    """num images drawn with the model's sampling state from `seed`, batch_size at a time. The
-    SavedModel's sample signature given num=batch_size and this seed draws the first batch."""
+def sample_batches(
+    model, num: int, temperature: float, batch_size: int, mean_image: bool, seed: int
+):
+    """num images drawn with the model's sampling state from `seed` at `temperature`, a batch at
+    a time (numpy); the SavedModel's sample signature given num=batch_size and this seed draws
+    the first batch. mean_image: the decoder's mean image (the mixture's mean for colour; MNIST
+    is always the Bernoulli mean)."""
     model.reseed(seed)
-    draw = tf.function(lambda n: model.sample(n, temperature, sampling_state=True))
-    out = [
-        keras.ops.convert_to_numpy(draw(min(batch_size, num - i)))
-        for i in range(0, num, batch_size)
-    ]
-    return np.concatenate(out)
+    draw = tf.function(
+        lambda n: model.sample(n, temperature, mean_image=mean_image, sampling_state=True)
+    )
+    for start in range(0, num, batch_size):
+        yield keras.ops.convert_to_numpy(draw(min(batch_size, num - start)))
+
+
+def samples(
+    model, num: int, temperature: float, batch_size: int, seed: int, mean_image: bool = False
+):
+    return np.concatenate(
+        list(sample_batches(model, num, temperature, batch_size, mean_image, seed))
+    )
 
 
 def sampling_state(model) -> dict:
@@ -65,52 +86,126 @@ def sampling_state(model) -> dict:
     return {f'readjust_bn_{name}': value for name, value in settings.items()}
 
 
-def sample_quality(generated: np.ndarray, real: np.ndarray, networks: Sequence) -> dict:
-    """FID and k-NN precision/recall per feature network; keys name the network."""
+class Features(NamedTuple):
+    """One image set seen through one feature network."""
+
+    statistics: fid.GaussianStatistics  # FID's
+    features: np.ndarray  # [n, d] float32, for precision/recall
+
+
+def features_by_network(networks: Sequence, batches: Iterable) -> dict[str, Features]:
+    """{network name: Features} of image batches read once."""
+    streams = {n.name: fid.StreamingStatistics() for n in networks}
+    kept = {n.name: [] for n in networks}
+    for images in batches:
+        for network in networks:
+            features = network.features(images)
+            streams[network.name].update(features)
+            kept[network.name].append(features)
+    return {
+        name: Features(stream.result(), np.concatenate(kept[name]))
+        for name, stream in streams.items()
+    }
+
+
+def sample_quality(
+    generated: dict[str, Features], reference: dict[str, Features], networks: Sequence, seed: int
+) -> dict:
+    """FID (all images) and k-NN precision/recall per feature network; keys name the network.
+    Precision/recall compare equal numbers of generated and real images, as Kynkäänniemi et al.
+    do (the k-th neighbour radii shrink as a set grows): all of the smaller set and a seeded
+    random choice from the larger."""
     metrics = {}
+    rng = np.random.RandomState(seed)
     for network in networks:
-        g = network.features_of(np.array_split(generated, max(1, len(generated) // 250)))
-        r = network.features_of(np.array_split(real, max(1, len(real) // 250)))
-        pr = precision_recall.precision_recall(r, g)
-        metrics[f'fid_{network.name}'] = fid.fid_from_features(r, g)
+        g, r = generated[network.name], reference[network.name]
+        n = min(len(g.features), len(r.features))
+        pr = precision_recall.precision_recall(
+            _subset(r.features, n, rng), _subset(g.features, n, rng)
+        )
+        metrics[f'fid_{network.name}'] = fid.frechet_distance(r.statistics, g.statistics)
         metrics[f'precision_{network.name}'] = float(pr.precision)
         metrics[f'recall_{network.name}'] = float(pr.recall)
-        for key, value in network.info.items():
-            if isinstance(value, (int, float)):
-                metrics[f'{network.name}_{key}'] = float(value)
     return metrics
+
+
+def _subset(features: np.ndarray, n: int, rng: np.random.RandomState) -> np.ndarray:
+    if len(features) == n:
+        return features
+    return features[np.sort(rng.choice(len(features), n, replace=False))]
 
 
 def evaluate(
     model,
     nll_images: np.ndarray,
-    real_images: np.ndarray,
+    reference: dict[str, Features],
     networks: Sequence,
-    *,
-    num_iw_samples: int,
-    fid_num_samples: int,
-    temperature: float,
-    seed: int,
+    options: EvaluationOptions,
     batch_size: int = 50,
 ):
-    """(metrics, generated images) of one model. nll_images are what the likelihood scores
-    (binarized MNIST), real_images the reference for sample quality (grey MNIST, as the decoder's
-    mean is grey)."""
-    recorded = sampling_state(model)
-    metrics = likelihoods(model, nll_images, num_iw_samples, batch_size)
-    generated = samples(model, fid_num_samples, temperature, batch_size, seed)
-    metrics.update(sample_quality(generated, real_images, networks))
-    metrics.update(
-        {
-            'num_eval_examples': len(nll_images),
-            'num_iw_samples': num_iw_samples,
-            'fid_num_samples': fid_num_samples,
-            'sample_temperature': temperature,
-            **recorded,
-        }
-    )
-    return metrics, generated
+    """(metrics, samples for the grid) of one model. nll_images are what the likelihoods score
+    (binarized MNIST); reference the real images' features per network (features_by_network),
+    against which the decoder's mean images are compared, as the official FID does."""
+    metrics = {
+        **sampling_state(model),
+        **likelihoods(model, nll_images, options.num_iw_samples, batch_size),
+    }
+    if networks:
+        generated = features_by_network(
+            networks,
+            sample_batches(
+                model,
+                options.fid_num_samples,
+                options.sample_temperature,
+                batch_size,
+                True,
+                options.seed,
+            ),
+        )
+        metrics.update(sample_quality(generated, reference, networks, options.seed))
+    grid = samples(model, GRID_SAMPLES, options.sample_temperature, batch_size, options.seed)
+    return metrics, grid
 
 
-def is_finite(metrics: dict) -> bool:
-    return all(math.isfinite(v) for v in metrics.values() if isinstance(v, (int, float)))
+def protocol(
+    options: EvaluationOptions,
+    dataset: str,
+    num_scored: int,
+    reference: dict[str, Features],
+    networks: Sequence,
+) -> dict:
+    """How the metrics were measured, to be recorded beside them: the images scored and K; the
+    generated and real images behind FID and precision/recall; the temperature of sampling; each
+    feature network's facts (its accuracy, its weights). The BatchNorm readjustment is each
+    model's own (sampling_state), recorded by evaluate."""
+    record = {
+        'eval_protocol': options.protocol,
+        'eval_split': options.split,
+        'num_eval_examples': num_scored,
+        'num_iw_samples': options.num_iw_samples,
+        'sample_temperature': options.sample_temperature,
+        # MNIST's grid shows Bernoulli means; colour grids show samples of the mixture.
+        'samples_png_images': 'mean' if dataset == 'mnist' else 'sample',
+    }
+    if dataset == 'mnist':
+        record['binarization_seed'] = options.seed  # one seeded binarization of the scored digits
+    if networks:
+        num_real = len(next(iter(reference.values())).features)
+        record.update(
+            fid_num_samples=options.fid_num_samples,
+            fid_images='mean',  # the decoder's mean image, as the official FID
+            fid_reference_split=options.fid_reference_split,
+            fid_reference_examples=num_real,
+            precision_recall_samples=min(options.fid_num_samples, num_real),
+            precision_recall_k=precision_recall.K,
+        )
+    for network in networks:
+        for key, value in network.info.items():
+            if key != 'name':
+                record[f'{network.name}_{key}'] = value
+    return record
+
+
+def non_finite(metrics: dict) -> list[str]:
+    """Names of the numeric values that are NaN or infinite."""
+    return [k for k, v in metrics.items() if isinstance(v, (int, float)) and not math.isfinite(v)]
