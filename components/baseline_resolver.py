@@ -32,14 +32,19 @@ class LatestBlessedOtherModelStrategy(LatestBlessedModelStrategy):
         return {**resolved, CANDIDATE: input_dict[CANDIDATE]}
 
 
+def latest_blessed_model(node_id: str):
+    """A Resolver node with TFX's own strategy: the latest blessed model in the store."""
+    return tfx.dsl.Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(node_id)
+
+
 def baseline_resolver(candidate: tfx.dsl.Channel, exclude_candidate: bool = True):
     """The Resolver node; exclude_candidate=False: TFX's own strategy."""
     if not exclude_candidate:
-        return tfx.dsl.Resolver(
-            strategy_class=LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        ).with_id('latest_blessed_model_resolver')
+        return latest_blessed_model('latest_blessed_model_resolver')
     return tfx.dsl.Resolver(
         strategy_class=LatestBlessedOtherModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),

@@ -80,14 +80,33 @@ def normalize_with_batch_statistics(x, gamma, beta, mean, variance, epsilon, swi
 class BatchNorm(keras.layers.BatchNormalization):
     """Keras' BatchNormalization (same weights, moving statistics and inference path), optionally
     followed by SiLU, whose training step on one device runs with a hand-written gradient:
-    activations, statistics and gradients equal the stock layer's to float rounding."""
+    activations, statistics and gradients equal the stock layer's to float rounding.
 
-    def __init__(self, channels, swish=False, **kwargs):
+    sampling_state: the layer also keeps a second pair of statistics, those of images drawn from
+    the prior (NVAE.readjust_bn), which a call with sampling_state=True normalises with (or, in
+    training mode, re-estimates); every other call keeps to the training statistics.
+    """
+
+    def __init__(self, channels, swish=False, sampling_state=False, **kwargs):
         super().__init__(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, **kwargs)
         self.swish = swish
+        self.sampling_state = sampling_state
         self.build((None, None, None, channels))
 
-    def call(self, x, training=False):
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.sampling_state:
+            channels = (input_shape[-1],)
+            self.sampling_mean = self.add_weight(
+                shape=channels, initializer='zeros', trainable=False, name='sampling_mean'
+            )
+            self.sampling_variance = self.add_weight(
+                shape=channels, initializer='ones', trainable=False, name='sampling_variance'
+            )
+
+    def call(self, x, training=False, sampling_state=False):
+        if sampling_state:
+            return self._call_sampling_state(x, training)
         if not (training and self.trainable) or self.synchronized:
             out = super().call(x, training=training)
             return ops.silu(out) if self.swish else out
@@ -100,11 +119,46 @@ class BatchNorm(keras.layers.BatchNormalization):
         )
         return ops.cast(out, self.compute_dtype)
 
+    def _call_sampling_state(self, x, training):
+        """The inference formula of the stock layer on the sampling statistics; in training mode
+        (readjustment, no gradient) on the batch's, which move the sampling statistics as a
+        training step moves the moving ones."""
+        if not self.sampling_state:
+            raise ValueError(f'{self.name} keeps no sampling state')
+        x = ops.cast(x, 'float32')
+        if training:
+            mean, variance = batch_moments(x)
+            for stored, batch in ((self.sampling_mean, mean), (self.sampling_variance, variance)):
+                stored.assign(stored * self.momentum + batch * (1.0 - self.momentum))
+        else:
+            mean, variance = self.sampling_mean.value, self.sampling_variance.value
+        out = ops.batch_normalization(
+            x,
+            mean,
+            variance,
+            axis=-1,
+            offset=self.beta.value,
+            scale=self.gamma.value,
+            epsilon=self.epsilon,
+        )
+        out = ops.silu(out) if self.swish else out
+        return ops.cast(out, self.compute_dtype)
+
+    def reset_sampling_state(self):
+        """The sampling statistics start from the training statistics, as readjustment does."""
+        self.sampling_mean.assign(self.moving_mean)
+        self.sampling_variance.assign(self.moving_variance)
+
     def get_config(self):
         config = super().get_config()
         for derived in ('momentum', 'epsilon'):
             config.pop(derived)
-        return {**config, 'channels': self.gamma.shape[0], 'swish': self.swish}
+        return {
+            **config,
+            'channels': self.gamma.shape[0],
+            'swish': self.swish,
+            'sampling_state': self.sampling_state,
+        }
 
 
 def upsample_nearest(x):
@@ -227,12 +281,14 @@ class Conv2D(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable('nvae')
 class BNSwish(keras.layers.Layer):
-    def __init__(self, channels, **kwargs):
+    def __init__(self, channels, sampling_state=False, **kwargs):
         super().__init__(**kwargs)
-        self.bn = BatchNorm(channels, swish=True, dtype=self.dtype_policy)
+        self.bn = BatchNorm(
+            channels, swish=True, sampling_state=sampling_state, dtype=self.dtype_policy
+        )
 
-    def call(self, x, training=False):
-        return self.bn(x, training=training)
+    def call(self, x, training=False, sampling_state=False):
+        return self.bn(x, training=training, sampling_state=sampling_state)
 
 
 @keras.saving.register_keras_serializable('nvae')
@@ -332,9 +388,9 @@ class ResidualBranch(keras.layers.Layer):
         self.act2 = BNSwish(out_channels, dtype=dtype)
         self.conv2 = Conv2D(out_channels, out_channels, 3, dtype=dtype)
 
-    def call(self, x, training=False):
-        x = self.conv1(self.act1(x, training=training))
-        return self.conv2(self.act2(x, training=training))
+    def call(self, x, training=False, sampling_state=False):
+        x = self.conv1(self.act1(x, training=training, sampling_state=sampling_state))
+        return self.conv2(self.act2(x, training=training, sampling_state=sampling_state))
 
 
 @keras.saving.register_keras_serializable('nvae')
@@ -342,7 +398,8 @@ class InvertedResidualBranch(keras.layers.Layer):
     """Decoder branch: [nearest x2] BN, 1x1 expand, depthwise 5x5, 1x1 project, BN.
 
     The expansion is relative to the input (pre-upsampling) channels; these
-    convs are not weight-normalised in the official model.
+    convs are not weight-normalised in the official model. Its BatchNorms keep a sampling state:
+    this branch is the decoder's, which sampling runs.
     """
 
     def __init__(self, in_channels, out_channels, expansion, upsample, **kwargs):
@@ -350,27 +407,28 @@ class InvertedResidualBranch(keras.layers.Layer):
         dtype = self.dtype_policy
         hidden = int(round(in_channels * expansion))
         self.upsample = upsample
-        self.bn_in = BatchNorm(in_channels, dtype=dtype)
+        self.bn_in = BatchNorm(in_channels, sampling_state=True, dtype=dtype)
         self.expand = Conv2D(in_channels, hidden, 1, use_bias=False, weight_norm=False, dtype=dtype)
-        self.act1 = BNSwish(hidden, dtype=dtype)
+        self.act1 = BNSwish(hidden, sampling_state=True, dtype=dtype)
         self.depthwise = Conv2D(
             hidden, hidden, 5, use_bias=False, weight_norm=False, depthwise=True, dtype=dtype
         )
-        self.act2 = BNSwish(hidden, dtype=dtype)
+        self.act2 = BNSwish(hidden, sampling_state=True, dtype=dtype)
         self.project = Conv2D(
             hidden, out_channels, 1, use_bias=False, weight_norm=False, dtype=dtype
         )
-        self.bn_out = BatchNorm(out_channels, dtype=dtype)
+        self.bn_out = BatchNorm(out_channels, sampling_state=True, dtype=dtype)
 
-    def call(self, x, training=False):
-        x = self.act1(self.expand(self.bn_in(x, training=training)), training=training)
+    def call(self, x, training=False, sampling_state=False):
+        bn = dict(training=training, sampling_state=sampling_state)
+        x = self.act1(self.expand(self.bn_in(x, **bn)), **bn)
         if self.upsample:
             # The official model up-samples first. BatchNorm, the 1x1 conv and Swish act per
             # pixel, and a nearest-neighbour copy has the statistics of its source, so up-sampling
             # after them is the same function on a quarter of the pixels.
             x = upsample_nearest(x)
-        x = self.project(self.act2(self.depthwise(x), training=training))
-        return self.bn_out(x, training=training)
+        x = self.project(self.act2(self.depthwise(x), **bn))
+        return self.bn_out(x, **bn)
 
 
 @keras.saving.register_keras_serializable('nvae')
@@ -408,9 +466,10 @@ class Cell(keras.layers.Layer):
             )
         self.se = SqueezeExcite(out_channels, dtype=dtype) if use_se else None
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, sampling_state=False):
+        """sampling_state: BatchNorm on the statistics of prior samples (decoder cells only)."""
         skip = x if self.skip is None else self.skip(x)
-        branch = self.branch(x, training=training)
+        branch = self.branch(x, training=training, sampling_state=sampling_state)
         if self.se is not None:
             branch = self.se(branch)
         return skip + RESIDUAL_SCALE * branch

@@ -42,6 +42,21 @@ def _split(params):
     return ops.split(ops.cast(params, 'float32'), 2, axis=-1)
 
 
+class SeedStream(keras.random.SeedGenerator):
+    """The seeds keras.random.SeedGenerator(seed) draws, [seed, 0], [seed, 1], ..., without its
+    variable: seed may be a traced tensor, and concurrent calls (a serving signature) share no
+    state."""
+
+    def __init__(self, seed, dtype):  # no super().__init__: it would create the variable
+        self._seed = ops.cast(ops.reshape(seed, (1,)), dtype)
+        self._dtype = dtype
+        self._drawn = 0
+
+    def next(self, ordered=True):
+        self._drawn += 1
+        return ops.concatenate([self._seed, ops.full((1,), self._drawn - 1, self._dtype)])
+
+
 @keras.saving.register_keras_serializable('nvae')
 class NVAE(keras.Model):
     def __init__(self, config=None, **kwargs):
@@ -66,6 +81,17 @@ class NVAE(keras.Model):
             shape=(), dtype='int32', initializer='zeros', trainable=False, name='global_step'
         )
         self.seed_generator = keras.random.SeedGenerator(config.seed)
+        # The settings the sampling state was made with (readjust_bn); passes -1: not made yet.
+        self.readjust_record = {
+            name: self.add_weight(
+                shape=(), dtype=dtype, initializer=init, trainable=False, name=f'readjust_{name}'
+            )
+            for name, dtype, init in (
+                ('passes', 'int32', keras.initializers.Constant(-1)),
+                ('batch', 'int32', 'zeros'),
+                ('temperature', 'float32', 'zeros'),
+            )
+        }
         self.kl_alphas = schedules.balance_alphas(self.groups_per_scale)
         self.lr_schedule = learning_rate_schedule(config)
         self._build_trackers()
@@ -177,6 +203,10 @@ class NVAE(keras.Model):
             if isinstance(layer, keras.layers.BatchNormalization)
         ]
 
+    def _sampling_batch_norms(self):
+        """The decoder's BatchNorms: those sampling runs, which keep a sampling state."""
+        return [bn for bn in self._batch_norms() if getattr(bn, 'sampling_state', False)]
+
     def num_parameters(self):
         """Trainable scalars; equals the official count of nn.Parameters."""
         return int(sum(np.prod(w.shape) for w in self.trainable_weights))
@@ -218,23 +248,25 @@ class NVAE(keras.Model):
                 s = self.encoder_downs[scale](s, training=training)
         return s, taps[::-1]
 
-    def _decode(self, batch_size, latent, training):
-        """Runs the decoder; latent(group, state) supplies z for each group."""
+    def _decode(self, batch_size, latent, training, sampling_state=False):
+        """Runs the decoder; latent(group, state) supplies z for each group. sampling_state:
+        BatchNorm on the statistics of prior samples (readjust_bn) instead of training's."""
         s = ops.broadcast_to(
             ops.cast(self.h0, self.compute_dtype)[None], (batch_size,) + tuple(self.h0.shape)
         )
+        bn = dict(training=training, sampling_state=sampling_state)
         n, group = self.config.num_cell_per_cond_dec, 0
         for scale, groups in enumerate(reversed(self.groups_per_scale)):
             for _ in range(groups):
                 if group > 0:
                     for cell in self.decoder_cells[(group - 1) * n : group * n]:
-                        s = cell(s, training=training)
+                        s = cell(s, **bn)
                 s = self.decoder_combiners[group](s, latent(group, s))
                 group += 1
             if scale < len(self.decoder_ups):
-                s = self.decoder_ups[scale](s, training=training)
+                s = self.decoder_ups[scale](s, **bn)
         for cell in self.postprocess:
-            s = cell(s, training=training)
+            s = cell(s, **bn)
         return ops.cast(self.head(s), 'float32')
 
     def _posterior_pass(self, x, training, use_mean=False):
@@ -336,15 +368,28 @@ class NVAE(keras.Model):
 
     # --------------------------------------------------- sampling, evaluation
 
-    def sample(self, num_samples, temperature=1.0, training=False, mean_image=False):
+    def sample(
+        self,
+        num_samples,
+        temperature=1.0,
+        training=False,
+        mean_image=False,
+        sampling_state=False,
+        seed=None,
+    ):
         """Images from the prior in [0, 1]: Bernoulli means (MNIST) or DML samples.
 
         Every group's standard deviation is multiplied by the temperature (the
         top group's sigma is 1.01 t); for colour the mixture is sampled at it too.
         mean_image: colour images are the mixture's mean instead of a sample
         from it, as the official FID scores them (sampling's pixel noise costs
-        FID).
+        FID). sampling_state: the decoder's BatchNorm uses the statistics that
+        readjust_bn estimated on prior samples, as NVAE samples after
+        readjustment; otherwise the training statistics. seed: draws as the
+        model's own stream after reseed(seed), without advancing it; None: the
+        model's stream.
         """
+        seeds = self.seed_generator if seed is None else self.seed_stream(seed)
 
         def latent(group, s):
             if group == 0:
@@ -352,19 +397,51 @@ class NVAE(keras.Model):
                 prior = Normal(zeros, zeros, temperature)
             else:
                 prior = Normal(*_split(self.prior_heads[group - 1](s)), temperature)
-            return prior.sample(self.seed_generator)
+            return prior.sample(seeds)
 
-        logits = self._decode(num_samples, latent, training)
+        logits = self._decode(num_samples, latent, training, sampling_state)
         dist = self.output_distribution(logits)
         if self.config.dataset == 'mnist' or mean_image:
             return dist.mean()
-        return dist.sample(self.seed_generator, temperature)
+        return dist.sample(seeds, temperature)
 
-    def readjust_bn(self, num_passes=500, batch_size=16, temperature=1.0):
-        """Re-estimates the decoder's BN moving statistics on prior samples at
-        `temperature` (the official --readjust_bn), by sampling in training mode."""
+    def readjust_bn(self, num_passes=500, batch_size=16, temperature=1.0, compile_pass=None):
+        """Makes the sampling state (the official --readjust_bn): the decoder's BatchNorm
+        statistics, starting from the training statistics, re-estimated on num_passes batches of
+        prior samples at `temperature` in training mode. The training statistics, which
+        likelihoods and reconstructions use, are left as they are; the settings are recorded
+        (sampling_settings). compile_pass wraps the one-pass function (tf.function on
+        TensorFlow: one traced pass, run num_passes times)."""
+        for bn in self._sampling_batch_norms():
+            bn.reset_sampling_state()
+
+        def one_pass():
+            self.sample(batch_size, temperature, training=True, sampling_state=True)
+
+        run = compile_pass(one_pass) if compile_pass else one_pass
         for _ in range(num_passes):
-            self.sample(batch_size, temperature, training=True)
+            run()
+        for name, value in (
+            ('passes', num_passes),
+            ('batch', batch_size),
+            ('temperature', temperature),
+        ):
+            self.readjust_record[name].assign(value)
+
+    def sampling_settings(self):
+        """{'passes', 'batch', 'temperature'} of readjust_bn, or None if it has not run."""
+        values = {k: ops.convert_to_numpy(v).item() for k, v in self.readjust_record.items()}
+        return None if values['passes'] < 0 else values
+
+    def seed_stream(self, seed):
+        return SeedStream(seed, self.seed_generator.state.dtype)
+
+    def reseed(self, seed):
+        """Restarts the model's random stream where keras.random.SeedGenerator(seed) starts
+        (seed may be a traced integer tensor): equal seeds, equal draws."""
+        state = self.seed_generator.state
+        seed = ops.cast(ops.reshape(seed, (1,)), state.dtype)
+        state.assign(ops.concatenate([seed, ops.zeros((1,), state.dtype)]))
 
     def encode(self, x):
         """Posterior means per group (decoder order), each conditioned on the

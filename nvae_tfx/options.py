@@ -261,6 +261,9 @@ class TrainingOptions:
     sample_temperature: float | None = None
     readjust_bn_passes: int | None = None
     readjust_bn_batch: int | None = None
+    # Start from the last blessed model's weights (the pipeline gives it to the Trainer as
+    # base_model) instead of from scratch.
+    warm_start: bool = False
 
     # Carried by TFX's TrainArgs and EvalArgs, not by custom_config.
     STEP_FIELDS: ClassVar = ('train_steps', 'eval_steps')

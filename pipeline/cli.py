@@ -136,6 +136,12 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
         choices=options.JIT_COMPILE,
         help="XLA compilation of the train step ('auto': where Keras supports it)",
     )
+    p.add_argument(
+        '--warm_start',
+        action='store_true',
+        help="train from the last blessed model's weights instead of from scratch (the same "
+        'preset and overrides; its schedule starts over)',
+    )
     p.add_argument('--no_train', action='store_true', help='stop after Transform')
     p.add_argument(
         '--eval_protocol',
@@ -303,6 +309,7 @@ def training_options(args) -> options.TrainingOptions | None:
         sample_temperature=args.sample_temperature,
         readjust_bn_passes=args.readjust_bn_passes,
         readjust_bn_batch=args.readjust_bn_batch,
+        warm_start=args.warm_start,
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from tfx import v1 as tfx
 
-from components.baseline_resolver import baseline_resolver
+from components.baseline_resolver import baseline_resolver, latest_blessed_model
 from components.digit_classifier_trainer import DigitClassifierTrainer
 from components.evaluator.component import GenerativeEvaluator
 from components.example_gen.component import ImageExampleGen
@@ -171,16 +171,19 @@ def _model_half(
         if user_code == 'installed'
         else dict(module_file=configs.TRAINER_MODULE)
     )
+    # On a warm start, the Trainer starts from the last blessed model before this run.
+    start = latest_blessed_model('warm_start_model_resolver') if training.warm_start else None
     trainer = tfx.components.Trainer(
         **trainer_code,
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
+        base_model=start.outputs['model'] if start else None,
         train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=training.eval_steps),
         custom_config=_with_fingerprint(training.to_custom_config(), configs.TRAINER_CODE),
     )
     baseline = baseline_resolver(trainer.outputs['model'], baseline_excludes_candidate)
-    nodes = [trainer, baseline]
+    nodes = [trainer, baseline] + ([start] if start else [])
     feature_network = None
     if training.dataset == 'mnist' and evaluation.digit_classifier:
         classifier = DigitClassifierTrainer(

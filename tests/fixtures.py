@@ -120,3 +120,40 @@ def write_tfds(data_dir: str, name: str, split_sizes: dict):
     Fixture(data_dir=data_dir).download_and_prepare(
         download_config=tfds.download.DownloadConfig(try_download_gcs=False)
     )
+
+
+def write_mnist_transform_graph(out_dir: str) -> str:
+    """A real Transform graph of the MNIST schema and the project's preprocessing_fn (default
+    TransformOptions), as the Transform component writes it, from one digit; returns out_dir."""
+    import apache_beam as beam
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
+    from tfx.utils import io_utils
+
+    from components.transform import preprocessing
+    from nvae_tfx.options import TransformOptions
+
+    schema = io_utils.SchemaReader().read(
+        os.path.join(os.path.dirname(__file__), '..', 'schemas', 'mnist', 'schema.pbtxt')
+    )
+    metadata = dataset_metadata.DatasetMetadata(schema)
+    config = TransformOptions().to_custom_config()
+    digit = {
+        'image_raw': [digits(1, seed=0)[0][0].tobytes()],
+        'label': [0],
+        'id': [b'0'],
+        'height': [28],
+        'width': [28],
+        'channels': [1],
+    }
+    with tft_beam.Context(temp_dir=os.path.join(out_dir, 'tmp')):
+        with beam.Pipeline() as p:
+            transform_fn = (p | beam.Create([digit]), metadata) | tft_beam.AnalyzeDataset(
+                lambda inputs: preprocessing.preprocessing_fn(inputs, config)
+            )
+            _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+    metadata_io.write_metadata(
+        metadata, os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR)
+    )
+    return out_dir

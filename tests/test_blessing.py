@@ -136,7 +136,14 @@ def test_baselines_that_cannot_be_loaded_or_scored_are_skipped_with_the_reason(t
     )
 
     same = model_artifact(tmp_path, 'same', 9)
-    keras.saving.save_model(NVAE(candidate), export.keras_model_path(same.uri))
+    nvae = NVAE(candidate)
+    keras.saving.save_model(nvae, export.keras_model_path(same.uri))
+    metrics, skipped = Executor._score_baseline(same, score, (32, 32, 1), candidate)
+    assert metrics == {} and skipped.endswith(
+        'not compared: it has no sampling state (its BatchNorm was never readjusted for sampling)'
+    )
+    nvae.readjust_bn(num_passes=0, batch_size=1, temperature=1.0)
+    keras.saving.save_model(nvae, export.keras_model_path(same.uri))
     assert Executor._score_baseline(same, score, (32, 32, 1), candidate) == (
         {'nll_nats': 1.0},
         '',

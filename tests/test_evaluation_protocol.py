@@ -64,10 +64,11 @@ def test_precision_recall_compare_equal_numbers_fid_uses_all():
 
 class FakeModel:
     """Likelihood and sampling API of NVAE: sample() gives 0.75 for mean images and 0.25 for
-    samples, so what was scored can be told apart."""
+    samples, so what was scored can be told apart, and counts draws with the sampling state."""
 
     def __init__(self):
-        self.readjusted = tf.Variable(0)
+        self.sampled_with_state = tf.Variable(0)
+        self.seed = None
 
     def negative_elbo(self, x):
         return ops.sum(x, axis=(1, 2, 3))
@@ -78,17 +79,19 @@ class FakeModel:
     def bits_per_dim(self, nats):
         return nats / 48
 
-    def readjust_bn(self, num_passes, batch_size, temperature):
-        self.readjusted.assign_add(num_passes * batch_size)
+    def sampling_settings(self):
+        return {'passes': 4, 'batch': 2, 'temperature': 0.5}
 
-    def sample(self, num, temperature, mean_image=False):
+    def reseed(self, seed):
+        self.seed = seed
+
+    def sample(self, num, temperature, mean_image=False, sampling_state=False):
+        self.sampled_with_state.assign_add(int(sampling_state))
         return ops.full((num, 4, 4, 3), 0.75 if mean_image else 0.25)
 
 
 def test_fid_scores_mean_images_and_the_grid_shows_samples():
-    options = EvaluationOptions(
-        num_iw_samples=3, fid_num_samples=120, readjust_bn_passes=4, readjust_bn_batch=2
-    )
+    options = EvaluationOptions(num_iw_samples=3, fid_num_samples=120, seed=9)
     real = np.random.RandomState(0).uniform(size=(30, 4, 4, 3)).astype(np.float32)
     network = FakeNetwork()
     reference = generative_metrics.features_by_network([network], [real[:16], real[16:]])
@@ -98,11 +101,24 @@ def test_fid_scores_mean_images_and_the_grid_shows_samples():
         model, real[:10], reference, [network], options, batch_size=50
     )
     assert metrics['nll_nats'] == pytest.approx(np.mean(real[:10].sum((1, 2, 3))) + 3)
-    assert int(model.readjusted.numpy()) == 4 * 2
+    # Every batch drawn with the model's sampling state, from the seed; its settings recorded.
+    assert int(model.sampled_with_state.numpy()) == 3 + 2 and model.seed == 9
+    assert (
+        metrics['readjust_bn_passes'],
+        metrics['readjust_bn_batch'],
+        metrics['readjust_bn_temperature'],
+    ) == (4, 2, 0.5)
     generated = np.concatenate(network.seen)
     assert generated.shape == (120, 4, 4, 3) and np.all(generated == 0.75)
     assert grid.shape == (generative_metrics.GRID_SAMPLES, 4, 4, 3) and np.all(grid == 0.25)
     assert {'fid_fake', 'precision_fake', 'recall_fake'} <= set(metrics)
+
+
+def test_a_model_without_a_sampling_state_is_refused():
+    model = FakeModel()
+    model.sampling_settings = lambda: None
+    with pytest.raises(ValueError, match='no sampling state'):
+        generative_metrics.evaluate(model, np.zeros((2, 4, 4, 3)), {}, [], EvaluationOptions())
 
 
 def test_protocol_records_what_was_measured_and_how():
@@ -120,8 +136,6 @@ def test_protocol_records_what_was_measured_and_how():
         'num_iw_samples': 1000,
         'binarization_seed': 5,
         'sample_temperature': 1.0,
-        'readjust_bn_passes': 500,
-        'readjust_bn_batch': 2,
         'samples_png_images': 'mean',
         'fid_num_samples': 20,
         'fid_images': 'mean',

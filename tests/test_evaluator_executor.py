@@ -61,9 +61,9 @@ def saved_model(root, name, artifact_id, image_size=SIZE):
     model = artifact(standard_artifacts.Model, os.path.join(root, name), artifact_id)
     os.makedirs(os.path.dirname(export.keras_model_path(model.uri)))
     keras.utils.set_random_seed(0)
-    keras.saving.save_model(
-        NVAE(get_config('tiny', image_size=image_size)), export.keras_model_path(model.uri)
-    )
+    nvae = NVAE(get_config('tiny', image_size=image_size))
+    nvae.readjust_bn(num_passes=1, batch_size=2, temperature=0.5)  # as the Trainer exports it
+    keras.saving.save_model(nvae, export.keras_model_path(model.uri))
     return model
 
 
@@ -78,8 +78,6 @@ def evaluated(tmp_path_factory):
         num_eval_examples=10,  # the scored images do not cap FID's real side
         num_iw_samples=2,
         fid_num_samples=8,
-        readjust_bn_passes=1,
-        readjust_bn_batch=2,
         max_fid=1e9,
         seed=3,
     )
@@ -120,8 +118,10 @@ def test_fid_reference_is_the_whole_split_and_the_protocol_is_recorded(evaluated
         'fid_reference_examples': SPLIT_SIZES['eval'],
         'precision_recall_samples': 8,
         'sample_temperature': 1.0,
+        # The model's own readjustment, not the options'.
         'readjust_bn_passes': 1,
         'readjust_bn_batch': 2,
+        'readjust_bn_temperature': 0.5,
         'mnist_classifier_eval_accuracy': 0.5,
     }
     assert {k: metrics[k] for k in protocol} == protocol

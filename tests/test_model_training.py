@@ -87,14 +87,44 @@ def test_lower_temperature_reduces_sample_spread(trained):
     assert spread[0.1] < 0.7 * spread[1.0]
 
 
-def test_readjust_bn_moves_only_decoder_statistics(trained):
-    model, _, _ = trained
-    decoder_bn = model.decoder_cells[0].branch.bn_in
-    encoder_bn = model.encoder_cells[0].branch.act1.bn
-    dec_before, enc_before = np_(decoder_bn.moving_mean).copy(), np_(encoder_bn.moving_mean).copy()
+def _same_seed_samples(model, **kwargs):
+    model.reseed(7)
+    return np_(model.sample(4, 0.8, **kwargs))
+
+
+def test_readjust_bn_makes_a_sampling_state_and_keeps_the_training_statistics(trained):
+    model, x, _ = trained
+    decoder = model.decoder_cells[0].branch.bn_in
+    encoder = model.encoder_cells[0].branch.act1.bn
+    moving = [
+        np_(v).copy() for bn in model._batch_norms() for v in (bn.moving_mean, bn.moving_variance)
+    ]
+    recon = np_(model.reconstruct(x))
+    with_training_statistics = _same_seed_samples(model)
+    # No passes: the sampling state is the training statistics, and samples are the same.
+    model.readjust_bn(num_passes=0, batch_size=4, temperature=0.8)
+    np.testing.assert_array_equal(np_(decoder.sampling_mean), np_(decoder.moving_mean))
+    np.testing.assert_allclose(
+        _same_seed_samples(model, sampling_state=True), with_training_statistics, atol=1e-6
+    )
     model.readjust_bn(num_passes=2, batch_size=4, temperature=0.8)
-    assert not np.allclose(np_(decoder_bn.moving_mean), dec_before)
-    np.testing.assert_array_equal(np_(encoder_bn.moving_mean), enc_before)
+    assert model.sampling_settings() == {'passes': 2, 'batch': 4, 'temperature': pytest.approx(0.8)}
+    assert not np.allclose(np_(decoder.sampling_mean), np_(decoder.moving_mean))
+    assert not hasattr(encoder, 'sampling_mean')  # the encoder never samples
+    after = [np_(v) for bn in model._batch_norms() for v in (bn.moving_mean, bn.moving_variance)]
+    for a, b in zip(after, moving, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np_(model.reconstruct(x)), recon)
+    readjusted = _same_seed_samples(model, sampling_state=True)
+    assert np.abs(readjusted - with_training_statistics).max() > 1e-3
+    np.testing.assert_array_equal(_same_seed_samples(model, sampling_state=True), readjusted)
+    np.testing.assert_array_equal(_same_seed_samples(model), with_training_statistics)
+    with pytest.raises(ValueError, match='keeps no sampling state'):
+        encoder(np.zeros((1, 4, 4, encoder.gamma.shape[0]), 'float32'), sampling_state=True)
+
+
+def test_a_fresh_model_has_no_sampling_state():
+    assert NVAE(get_config('tiny')).sampling_settings() is None
 
 
 def test_iwae_with_one_sample_is_the_elbo_and_tightens_with_k(trained):
@@ -126,6 +156,14 @@ def test_save_and_load_round_trip(trained, tmp_path):
     assert int(np_(loaded.global_step)) == STEPS
     np.testing.assert_array_equal(np_(loaded.spectral.u[-1]), np_(model.spectral.u[-1]))
     np.testing.assert_array_equal(np_(loaded.optimizer.iterations), np_(model.optimizer.iterations))
+    model.readjust_bn(num_passes=1, batch_size=2, temperature=0.9)
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.sampling_settings() == model.sampling_settings()
+    bn = loaded.postprocess[-1].branch.bn_out
+    np.testing.assert_array_equal(
+        np_(bn.sampling_variance), np_(model.postprocess[-1].branch.bn_out.sampling_variance)
+    )
 
 
 def test_colour_model_with_flows_uses_the_sampled_kl():
@@ -208,3 +246,42 @@ def test_tiny_preset_trains_under_each_backend(backend):
     assert result['step'] == 2
     # The optimizer, the power iteration and BatchNorm all updated their state.
     assert result['kernel_moved'] > 0 and result['u_moved'] > 0 and result['bn_moved'] > 0
+
+
+SAMPLING_STATE = """
+import json
+import keras
+import numpy as np
+from model_code.config import get_config
+from model_code.nvae import NVAE
+model = NVAE(get_config('tiny'))
+model.readjust_bn(num_passes=2, batch_size=2, temperature=0.8)
+stateless = keras.ops.convert_to_numpy(model.sample(3, 0.8, sampling_state=True, seed=3))
+model.reseed(3)
+stateful = keras.ops.convert_to_numpy(model.sample(3, 0.8, sampling_state=True))
+bn = model.decoder_cells[0].branch.bn_in
+print(json.dumps({"backend": keras.backend.backend(), "settings": model.sampling_settings(),
+                  "seed_gap": float(np.abs(stateless - stateful).max()),
+                  "state_moved": float(np.abs(keras.ops.convert_to_numpy(
+                      bn.sampling_mean - bn.moving_mean)).max())}))
+"""
+
+
+@pytest.mark.parametrize('backend', ['tensorflow', 'jax'])
+def test_sampling_state_and_seeds_under_each_backend(backend):
+    env = {**os.environ, 'KERAS_BACKEND': backend, 'TF_CPP_MIN_LOG_LEVEL': '3'}
+    run = subprocess.run(
+        [sys.executable, '-c', SAMPLING_STATE],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result['backend'] == backend
+    assert result['settings'] == {'passes': 2, 'batch': 2, 'temperature': pytest.approx(0.8)}
+    # sample(seed=s) draws what the model's own stream draws after reseed(s).
+    assert result['seed_gap'] == 0.0
+    assert result['state_moved'] > 0

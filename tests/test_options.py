@@ -420,3 +420,22 @@ def test_print_config_reports_bad_settings_in_one_line():
         'error: --max_fid=20.0: no feature network measures FID on celeba here; give '
         '--inception_weights FILE'
     ]
+
+
+def test_warm_start_feeds_the_last_blessed_model_to_the_trainer(tmp_path):
+    from pipeline import nvae_pipeline
+
+    def trainer_and_resolver(*flags):
+        args = parse(*flags)
+        assert cli.training_options(args).warm_start == ('--warm_start' in flags)
+        pipeline = nvae_pipeline.create_pipeline(
+            'nvae-test', str(tmp_path), SourceOptions(), validate_source=False,
+            training=cli.training_options(args), evaluation=cli.evaluation_options(args),
+        )  # fmt: skip
+        nodes = {c.id: c for c in pipeline.components}
+        return nodes['Trainer'], nodes['latest_blessed_model_resolver']
+
+    trainer, resolver = trainer_and_resolver('--warm_start')
+    assert trainer.inputs['base_model'].producer_component_id == resolver.id
+    trainer, _ = trainer_and_resolver()
+    assert 'base_model' not in trainer.inputs

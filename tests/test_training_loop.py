@@ -159,12 +159,18 @@ def test_isolated_nan_batch_is_skipped_and_reported_without_per_step_reads(
     assert len(reads) <= 12, len(reads)
 
 
-def test_model_with_non_finite_weights_is_not_exported(tmp_path):
+@pytest.mark.parametrize('broken', ['weights', 'sampling_state', 'no_sampling_state'])
+def test_model_is_not_exported_without_a_finite_sampling_state(tmp_path, broken):
     options = tiny(10)
     model = tiny_model(options)
-    weight = model.trainable_weights[0]
-    weight.assign(np.full(weight.shape, np.nan, np.float32))
-    with pytest.raises(ValueError, match='non-finite weights'):
+    if broken != 'no_sampling_state':
+        model.readjust_bn(0, 1, 1.0)
+    bn = model.decoder_cells[0].branch.bn_out
+    weight = {'weights': model.trainable_weights[0], 'sampling_state': bn.sampling_mean}.get(broken)
+    if weight is not None:
+        weight.assign(np.full(weight.shape, np.nan, np.float32))
+    message = 'no sampling state' if broken == 'no_sampling_state' else 'non-finite weights'
+    with pytest.raises(ValueError, match=message):
         export.export(
             model,
             str(tmp_path / 'Format-Serving'),
@@ -279,3 +285,20 @@ def test_checkpoint_of_other_model_code_is_not_resumed(tmp_path, monkeypatch, ca
     assert summary['resumed_from_step'] == 0 and summary['steps'] == 1
     # The new run's checkpoint replaced the stale one and is resumable by this code.
     assert state.written_by_other_code(model) == ''
+
+
+def test_warm_start_takes_the_base_models_weights_and_restarts_the_schedule(tmp_path):
+    options = tiny(2)
+    base = tiny_model(options)
+    base.fit(digits_dataset(), steps_per_epoch=2, epochs=1, verbose=0)
+    path = str(tmp_path / 'nvae.keras')
+    base.save(path)
+    model = tiny_model(options)
+    loop.warm_start(model, path)
+    assert int(model.global_step.numpy()) == 0 and int(base.global_step.numpy()) == 2
+    for ours, theirs in zip(model.weights, base.weights, strict=True):
+        if ours is not model.global_step:
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    wider = tiny_model(tiny(2, overrides={'num_channels_enc': '16'}))
+    with pytest.raises(ValueError, match=f'{path}: its weights do not fit this model'):
+        loop.warm_start(wider, path)

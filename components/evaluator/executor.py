@@ -200,6 +200,8 @@ class Executor(tfx_evaluator.Executor):
             why = f'this code cannot load it ({type(e).__name__}: {e})'
         else:
             why = unscorable(nvae.config, image_shape, candidate_config)
+            if not why and nvae.sampling_settings() is None:
+                why = 'it has no sampling state (its BatchNorm was never readjusted for sampling)'
             if not why:
                 return score(nvae)[0], ''
         skipped = f'baseline model {baseline.id} ({baseline.uri}) not compared: {why}'

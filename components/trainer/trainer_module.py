@@ -27,7 +27,9 @@ def checkpoint_dir(fn_args) -> str:
                 fn_args.transform_output,
                 fn_args.custom_config,
                 fn_args.train_steps,
-            ],
+            ]
+            # A warm start from another model is another training.
+            + ([fn_args.base_model] if fn_args.base_model else []),
             sort_keys=True,
         ).encode()
     ).hexdigest()[:16]
@@ -68,6 +70,13 @@ def run_fn(fn_args):
         options.train_steps,
         options.batch_size,
     )
+    if fn_args.base_model:
+        # Pusher's and the resolver's Model artifacts hold the Keras file beside Format-Serving.
+        base = export.keras_model_path(os.path.dirname(fn_args.base_model.rstrip('/')))
+        loop.warm_start(model, base)
+        logging.info('Warm start from the last blessed model, %s.', base)
+    elif options.warm_start:
+        logging.info('Warm start: no blessed model yet; training from scratch.')
     chief = runtime.is_chief()
     state = checkpoints.TrainingState(checkpoint_dir(fn_args), writer=chief)
     summary = loop.train(
@@ -91,6 +100,7 @@ def run_fn(fn_args):
     if chief:
         if strategy.num_replicas_in_sync > 1:
             model = export.single_device_copy(model)
+        export.readjust_bn(model, options)
         export.export(model, fn_args.serving_model_dir, tft_output, options)
         tf.io.gfile.rmtree(state.directory)  # the exported model supersedes the checkpoint
     else:

@@ -1,8 +1,8 @@
 """The Evaluator's numbers, computed with model_code, and the protocol they were measured with.
 
-Likelihoods first (BatchNorm in inference mode with the training statistics, as NVAE
-evaluates), then BatchNorm readjustment and sampling for FID and precision/recall, so that
-readjusting cannot touch the likelihoods.
+Likelihoods use BatchNorm in inference mode with the training statistics, as NVAE evaluates;
+samples for FID and precision/recall use the model's sampling state, the statistics the Trainer
+readjusted on prior samples (NVAE.readjust_bn), which the pushed SavedModel samples with too.
 
 FID and precision/recall compare generated images with real reference images through feature
 networks. Images are streamed: only their features stay in memory (float32; for 50,000 images
@@ -55,16 +55,35 @@ def likelihoods(model, images: np.ndarray, num_iw_samples: int, batch_size: int)
     }
 
 
-def sample_batches(model, num: int, temperature: float, batch_size: int, mean_image: bool):
-    """num images from the prior at `temperature`, a batch at a time (numpy). mean_image: the
-    decoder's mean image (the mixture's mean for colour; MNIST is always the Bernoulli mean)."""
-    draw = tf.function(lambda n: model.sample(n, temperature, mean_image=mean_image))
+def sample_batches(
+    model, num: int, temperature: float, batch_size: int, mean_image: bool, seed: int
+):
+    """num images drawn with the model's sampling state from `seed` at `temperature`, a batch at
+    a time (numpy); the SavedModel's sample signature given num=batch_size and this seed draws
+    the first batch. mean_image: the decoder's mean image (the mixture's mean for colour; MNIST
+    is always the Bernoulli mean)."""
+    model.reseed(seed)
+    draw = tf.function(
+        lambda n: model.sample(n, temperature, mean_image=mean_image, sampling_state=True)
+    )
     for start in range(0, num, batch_size):
         yield keras.ops.convert_to_numpy(draw(min(batch_size, num - start)))
 
 
-def samples(model, num: int, temperature: float, batch_size: int, mean_image: bool = False):
-    return np.concatenate(list(sample_batches(model, num, temperature, batch_size, mean_image)))
+def samples(
+    model, num: int, temperature: float, batch_size: int, seed: int, mean_image: bool = False
+):
+    return np.concatenate(
+        list(sample_batches(model, num, temperature, batch_size, mean_image, seed))
+    )
+
+
+def sampling_state(model) -> dict:
+    """The BatchNorm readjustment the model samples with, to be recorded beside its metrics."""
+    settings = model.sampling_settings()
+    if settings is None:
+        raise ValueError('the model has no sampling state (its BatchNorm was never readjusted)')
+    return {f'readjust_bn_{name}': value for name, value in settings.items()}
 
 
 class Features(NamedTuple):
@@ -127,21 +146,24 @@ def evaluate(
     """(metrics, samples for the grid) of one model. nll_images are what the likelihoods score
     (binarized MNIST); reference the real images' features per network (features_by_network),
     against which the decoder's mean images are compared, as the official FID does."""
-    metrics = likelihoods(model, nll_images, options.num_iw_samples, batch_size)
-    readjust = tf.function(
-        lambda: model.readjust_bn(1, options.readjust_bn_batch, options.sample_temperature)
-    )
-    for _ in range(options.readjust_bn_passes):  # one traced pass, called N times: a small graph
-        readjust()
+    metrics = {
+        **sampling_state(model),
+        **likelihoods(model, nll_images, options.num_iw_samples, batch_size),
+    }
     if networks:
         generated = features_by_network(
             networks,
             sample_batches(
-                model, options.fid_num_samples, options.sample_temperature, batch_size, True
+                model,
+                options.fid_num_samples,
+                options.sample_temperature,
+                batch_size,
+                True,
+                options.seed,
             ),
         )
         metrics.update(sample_quality(generated, reference, networks, options.seed))
-    grid = samples(model, GRID_SAMPLES, options.sample_temperature, batch_size)
+    grid = samples(model, GRID_SAMPLES, options.sample_temperature, batch_size, options.seed)
     return metrics, grid
 
 
@@ -153,16 +175,15 @@ def protocol(
     networks: Sequence,
 ) -> dict:
     """How the metrics were measured, to be recorded beside them: the images scored and K; the
-    generated and real images behind FID and precision/recall; the temperature and BatchNorm
-    readjustment of sampling; each feature network's facts (its accuracy, its weights)."""
+    generated and real images behind FID and precision/recall; the temperature of sampling; each
+    feature network's facts (its accuracy, its weights). The BatchNorm readjustment is each
+    model's own (sampling_state), recorded by evaluate."""
     record = {
         'eval_protocol': options.protocol,
         'eval_split': options.split,
         'num_eval_examples': num_scored,
         'num_iw_samples': options.num_iw_samples,
         'sample_temperature': options.sample_temperature,
-        'readjust_bn_passes': options.readjust_bn_passes,
-        'readjust_bn_batch': options.readjust_bn_batch,
         # MNIST's grid shows Bernoulli means; colour grids show samples of the mixture.
         'samples_png_images': 'mean' if dataset == 'mnist' else 'sample',
     }

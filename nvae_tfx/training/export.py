@@ -1,7 +1,7 @@
 """Export: a SavedModel anyone can call without this project's code, plus the Keras model the
 Evaluator rebuilds. Signatures:
 
-  sample(num: int32, temperature: float32)            -> images [num, H, W, C] in [0, 1]
+  sample(num: int32, temperature: float32, seed: int32) -> images [num, H, W, C] in [0, 1]
   reconstruct(images: float32 [N, H, W, C] in [0, 1])  -> images
   log_likelihood(examples: raw serialized tf.Examples, num_samples: int32) -> nats [N]
   log_likelihood_images(images, num_samples)           -> nats [N]
@@ -10,6 +10,11 @@ log_likelihood applies the Transform graph and, for MNIST with dynamic binarizat
 binarization as NVAE's evaluation does; log_likelihood_images takes images as the model sees
 them (MNIST: already binary). Both return the importance-weighted bound with num_samples
 samples, computed in chunks so memory stays bounded at K = 1000.
+
+sample draws with the model's sampling state, the decoder's BatchNorm statistics readjusted on
+prior samples (readjust_bn, before export, with the Evaluator's settings), so the served model
+samples as it was evaluated; equal seeds give equal images. The other signatures use the
+training statistics, as NVAE evaluates likelihoods.
 """
 
 import dataclasses
@@ -50,6 +55,7 @@ class NVAEServing(tf.Module):
             input_signature=[
                 tf.TensorSpec([], tf.int32, name='num'),
                 tf.TensorSpec([], tf.float32, name='temperature'),
+                tf.TensorSpec([], tf.int32, name='seed'),
             ],
         )
         self.reconstruct = tf.function(
@@ -71,8 +77,8 @@ class NVAEServing(tf.Module):
             ],
         )
 
-    def _sample(self, num, temperature):
-        return {'images': self.model.sample(num, temperature)}
+    def _sample(self, num, temperature, seed):
+        return {'images': self.model.sample(num, temperature, sampling_state=True, seed=seed)}
 
     def _reconstruct(self, images):
         return {'images': self.model.reconstruct(images)}
@@ -114,8 +120,24 @@ def single_device_copy(model):
     return copy
 
 
+def readjust_bn(model, options: TrainingOptions) -> None:
+    """The model's sampling state, with the settings the Evaluator samples with."""
+    model.readjust_bn(
+        options.readjust_bn_passes,
+        options.readjust_bn_batch,
+        options.sample_temperature,
+        compile_pass=tf.function,  # one traced pass, called N times: a small graph
+    )
+
+
 def export(model, serving_model_dir: str, tft_output, options: TrainingOptions) -> None:
-    """Refuses a model with non-finite weights; otherwise writes both formats."""
+    """Refuses a model without a sampling state or with non-finite weights (the sampling state
+    included); otherwise writes both formats."""
+    if model.sampling_settings() is None:
+        raise ValueError(
+            f'Refusing to export to {serving_model_dir}: the model has no sampling state '
+            '(readjust_bn has not run).'
+        )
     if not all_finite(model):
         raise ValueError(
             f'Refusing to export to {serving_model_dir}: the model has non-finite weights.'

@@ -33,6 +33,22 @@ def build_model(config, jit_compile: str):
     return model
 
 
+def warm_start(model, base_model) -> None:
+    """Starts `model` from the weights of a saved NVAE (NVAE.save; a Model artifact's Keras
+    file), whose preset and overrides must build the same variables. This run's schedule starts
+    over (its step counter stays 0); the optimizer state is not carried over."""
+    base = keras.saving.load_model(base_model)
+    ours, theirs = model.weights, base.weights
+    if [tuple(v.shape) for v in ours] != [tuple(v.shape) for v in theirs]:
+        raise ValueError(
+            f'{base_model}: its weights do not fit this model (a different preset, overrides or '
+            'image size); warm start needs the same architecture'
+        )
+    for variable, value in zip(ours, theirs, strict=True):
+        if variable is not model.global_step:
+            variable.assign(value)
+
+
 class StopAtStep(checkpoints.StepWatcher):
     """Ends training after exactly `total_steps` applied updates (skipped steps do not count)."""
 
