@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 AIRFLOW_PY := .venv-airflow/bin/python
 
-.PHONY: setup setup-airflow run lint format test test-fast test-airflow bench-ingestion bench-pipeline lock
+.PHONY: setup setup-airflow run lint format test test-fast test-extended test-airflow bench-ingestion bench-pipeline lock
 
 setup:
 	@bash scripts/setup.sh
@@ -25,11 +25,16 @@ format: setup
 # The whole suite in .venv, then the Airflow DAG tests in the Airflow environment (.venv-airflow,
 # which they need and .venv must not have: requirements-airflow.txt).
 test: setup setup-airflow lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not extended"
 	$(MAKE) --no-print-directory test-airflow
 
 test-fast: setup lint
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not extended"
+
+# The compiled Vertex jobs run task by task on a local Cloud Storage, and run_local's cached
+# rerun through its console output: an hour and more on 2 cores, so outside `make test`.
+test-extended: setup
+	$(PY) -m pytest -q -m extended
 
 test-airflow: setup-airflow
 	$(AIRFLOW_PY) -m pytest -q tests/test_airflow_dag.py

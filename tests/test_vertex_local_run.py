@@ -291,7 +291,7 @@ def mnist_runs(tmp_path_factory, gcs, image):
     return launcher, first, second
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_the_default_mnist_job_pushes_a_blessed_model_to_cloud_storage(mnist_runs):
     _, first, _ = mnist_runs
     model = first.output('Trainer', 'model')
@@ -318,7 +318,7 @@ def test_the_default_mnist_job_pushes_a_blessed_model_to_cloud_storage(mnist_run
     assert tf.io.gfile.exists(f'{destination}/saved_model.pb')
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_the_data_half_runs_task_by_task_on_cloud_storage(mnist_runs):
     launcher, run, _ = mnist_runs
     examples = run.output('ImageExampleGen', 'examples')
@@ -347,7 +347,7 @@ def test_the_data_half_runs_task_by_task_on_cloud_storage(mnist_runs):
                 assert artifacts[artifact.name].uri == artifact.uri
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_the_second_run_is_compared_with_the_first_blessed_model(mnist_runs):
     _, first, second = mnist_runs
     baseline = second.output(MODEL_RESOLVER, 'model')
@@ -378,7 +378,7 @@ def copy_tree(local_dir, uri):
             tf.io.gfile.copy(os.path.join(directory, name), f'{target}/{name}', overwrite=True)
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_a_celeba_job_reads_data_and_inception_weights_from_cloud_storage(tmp_path, gcs, image):
     import h5py
     import keras
