@@ -267,7 +267,7 @@ class TrainingOptions:
 
     # Carried by TFX's TrainArgs and EvalArgs, not by custom_config.
     STEP_FIELDS: ClassVar = ('train_steps', 'eval_steps')
-    # What the Trainer's BatchNorm readjustment and the Evaluator's sampling must agree on.
+    # The protocol's settings of the BatchNorm readjustment the Trainer applies before export.
     SAMPLING_FIELDS: ClassVar = ('sample_temperature', 'readjust_bn_passes', 'readjust_bn_batch')
 
     def __post_init__(self):
@@ -341,9 +341,9 @@ class EvaluationOptions:
     fid_num_samples: int | None = None
     fid_reference_split: str | None = None
     fid_reference_examples: int | None = None
+    # Of generated images; the model's sampling state was readjusted at the Trainer's, which the
+    # pipeline checks is this one. The readjustment itself is recorded from the model.
     sample_temperature: float | None = None
-    readjust_bn_passes: int | None = None
-    readjust_bn_batch: int | None = None
     inception_weights: str = ''  # a local Inception-v3 no-top weights file enables *_inception_v3
     max_nll: float | None = None  # blessing thresholds; None: not checked
     max_fid: float | None = None
@@ -364,16 +364,15 @@ class EvaluationOptions:
             **{
                 f.name: getattr(protocol, f.name)
                 for f in dataclasses.fields(EvaluationProtocol)
-                if f.name != 'fid_reference_split'
+                if f.name != 'fid_reference_split' and hasattr(self, f.name)
             },
         )
         _resolve(self, fid_reference_split=protocol.fid_reference_split or self.split)
         _check('split', self.split, SPLITS)
         _check('fid_reference_split', self.fid_reference_split, SPLITS)
-        for name in ('num_eval_examples', 'fid_reference_examples', 'readjust_bn_passes'):
+        for name in ('num_eval_examples', 'fid_reference_examples'):
             _check_at_least(name, getattr(self, name), 0)
         _check_at_least('num_iw_samples', self.num_iw_samples, 1)
-        _check_at_least('readjust_bn_batch', self.readjust_bn_batch, 1)
         # k-NN precision/recall needs more than k = 3 generated images.
         _check_at_least('fid_num_samples', self.fid_num_samples, 4)
         for name in ('max_nll', 'max_fid', 'max_regression'):

@@ -325,8 +325,6 @@ def evaluation_options(args, **runtime_parameters) -> options.EvaluationOptions:
         fid_reference_split=args.fid_reference_split,
         fid_reference_examples=args.fid_reference_examples,
         sample_temperature=args.sample_temperature,
-        readjust_bn_passes=args.readjust_bn_passes,
-        readjust_bn_batch=args.readjust_bn_batch,
         digit_classifier=not args.no_digit_classifier,
         digit_classifier_epochs=args.digit_classifier_epochs,
         inception_weights=local_path(args.inception_weights),

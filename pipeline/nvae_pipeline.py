@@ -51,13 +51,12 @@ def _check_agreement(
             f'TrainingOptions.binarization {training.binarization!r} is not the one Transform '
             f'applies, {transform.binarization!r}'
         )
-    for name in TrainingOptions.SAMPLING_FIELDS:
-        if evaluation is not None and getattr(evaluation, name) != getattr(training, name):
-            raise ValueError(
-                f'EvaluationOptions.{name} {getattr(evaluation, name)!r} is not the '
-                f"TrainingOptions' {getattr(training, name)!r}: the Trainer readjusts BatchNorm "
-                'for sampling as the Evaluator samples'
-            )
+    if evaluation is not None and evaluation.sample_temperature != training.sample_temperature:
+        raise ValueError(
+            f'EvaluationOptions.sample_temperature {evaluation.sample_temperature!r} is not the '
+            f"TrainingOptions' {training.sample_temperature!r}: the Trainer readjusts BatchNorm "
+            'at the temperature the Evaluator samples at'
+        )
 
 
 def create_pipeline(
@@ -139,8 +138,7 @@ def create_pipeline(
             training,
             evaluation
             or EvaluationOptions(
-                protocol=training.eval_protocol,
-                **{name: getattr(training, name) for name in TrainingOptions.SAMPLING_FIELDS},
+                protocol=training.eval_protocol, sample_temperature=training.sample_temperature
             ),
             serving_dir or configs.serving_dir(source.dataset),
             user_code,

@@ -44,13 +44,13 @@ def outputs(tmp_path_factory):
         eval_steps=1,
         checkpoint_every_steps=0,
         jit_compile='false',
+        readjust_bn_passes=1,
     )
     evaluation = EvaluationOptions(
         split='test',
         num_eval_examples=8,
         num_iw_samples=2,
         fid_num_samples=12,
-        readjust_bn_passes=1,
         inception_weights=weights,
     )
     metadata = run_pipeline(

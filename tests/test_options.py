@@ -222,20 +222,13 @@ def test_protocols_resolve_every_evaluation_setting():
     assert (quick.split, quick.num_eval_examples, quick.num_iw_samples) == ('eval', 500, 50)
     assert (quick.fid_num_samples, quick.fid_reference_examples) == (1000, 0)
     assert quick.fid_reference_split == 'eval'  # the scored split, whole
-    assert (quick.readjust_bn_passes, quick.readjust_bn_batch, quick.sample_temperature) == (
-        100,
-        16,
-        1.0,
-    )
-    # NVAE's evaluation: K=1000 on the whole split; FID mode's readjustment and temperature.
+    assert quick.sample_temperature == 1.0
+    # NVAE's evaluation: K=1000 on the whole split; FID mode's temperature (its readjustment is
+    # the Trainer's: test_presets_own_their_settings_and_flags_given_win).
     assert (paper.split, paper.num_eval_examples, paper.num_iw_samples) == ('eval', 0, 1000)
     assert (paper.fid_num_samples, paper.fid_reference_split) == (10_000, 'train')
     assert paper.fid_reference_examples == 0  # the whole split
-    assert (paper.readjust_bn_passes, paper.readjust_bn_batch, paper.sample_temperature) == (
-        500,
-        2,
-        1.0,
-    )
+    assert paper.sample_temperature == 1.0
     # The scored split is followed by the quick protocol's reference, not by the paper's.
     assert EvaluationOptions(split='test').fid_reference_split == 'test'
     assert EvaluationOptions(protocol='paper', split='test').fid_reference_split == 'train'
@@ -290,7 +283,7 @@ def test_presets_own_their_settings_and_flags_given_win():
     assert (training.batch_size, training.train_steps) == (100, 60_000)
     assert (evaluation.num_iw_samples, evaluation.num_eval_examples) == (10, 2000)
     assert evaluation.fid_reference_examples == 0 and evaluation.fid_num_samples == 10_000
-    assert training.readjust_bn_passes == evaluation.readjust_bn_passes == 7
+    assert training.readjust_bn_passes == 7
     # The protocol flag switches every evaluation setting; single flags still override it.
     args = parse('--preset=paper_mnist', '--eval_protocol=quick', '--fid_samples=2000')
     evaluation = cli.evaluation_options(args)
@@ -324,10 +317,10 @@ def test_max_fid_without_a_feature_network_is_refused():
 def test_pipeline_refuses_sampling_settings_that_differ_from_the_trainers(tmp_path):
     from pipeline import nvae_pipeline
 
-    with pytest.raises(ValueError, match='EvaluationOptions.readjust_bn_passes 2 is not'):
+    with pytest.raises(ValueError, match='EvaluationOptions.sample_temperature 0.5 is not'):
         nvae_pipeline.create_pipeline(
             'nvae-test', str(tmp_path), SourceOptions(),
-            training=TrainingOptions(), evaluation=EvaluationOptions(readjust_bn_passes=2),
+            training=TrainingOptions(), evaluation=EvaluationOptions(sample_temperature=0.5),
         )  # fmt: skip
     # Left out, the evaluation follows the training's protocol and sampling settings.
     pipeline = nvae_pipeline.create_pipeline(
@@ -337,7 +330,7 @@ def test_pipeline_refuses_sampling_settings_that_differ_from_the_trainers(tmp_pa
     [evaluator] = [c for c in pipeline.components if c.id == 'GenerativeEvaluator']
     assert evaluator.exec_properties['protocol'] == 'paper'
     assert evaluator.exec_properties['num_iw_samples'] == 1000
-    assert evaluator.exec_properties['readjust_bn_passes'] == 3
+    assert 'readjust_bn_passes' not in evaluator.exec_properties  # recorded from the model
 
 
 def print_config(runner, *argv):
@@ -375,7 +368,8 @@ def test_print_config_shows_the_resolved_paper_runs_without_importing_tfx():
     evaluation = config['evaluation']
     assert (evaluation['protocol'], evaluation['num_iw_samples']) == ('paper', 1000)
     assert (evaluation['num_eval_examples'], evaluation['fid_num_samples']) == (0, 10_000)
-    assert (evaluation['readjust_bn_passes'], evaluation['readjust_bn_batch']) == (500, 2)
+    training = config['training']
+    assert (training['readjust_bn_passes'], training['readjust_bn_batch']) == (500, 2)
     assert config['source'] == {
         'dataset': 'mnist', 'source': 'idx', 'data_dir': '/data/mnist', 'on_corrupt': 'fail',
         'celeba_shape': [218, 178, 3],
@@ -429,13 +423,13 @@ def test_warm_start_feeds_the_last_blessed_model_to_the_trainer(tmp_path):
         args = parse(*flags)
         assert cli.training_options(args).warm_start == ('--warm_start' in flags)
         pipeline = nvae_pipeline.create_pipeline(
-            'nvae-test', str(tmp_path), SourceOptions(), validate_source=False,
+            'nvae-test', str(tmp_path), SourceOptions(),
             training=cli.training_options(args), evaluation=cli.evaluation_options(args),
         )  # fmt: skip
         nodes = {c.id: c for c in pipeline.components}
-        return nodes['Trainer'], nodes['latest_blessed_model_resolver']
+        return nodes['Trainer'], nodes.get('warm_start_model_resolver')
 
     trainer, resolver = trainer_and_resolver('--warm_start')
     assert trainer.inputs['base_model'].producer_component_id == resolver.id
-    trainer, _ = trainer_and_resolver()
-    assert 'base_model' not in trainer.inputs
+    trainer, resolver = trainer_and_resolver()
+    assert 'base_model' not in trainer.inputs and resolver is None

@@ -34,13 +34,12 @@ TINY = TrainingOptions(
     eval_steps=2,
     checkpoint_every_steps=4,
     jit_compile='false',
-    readjust_bn_passes=2,  # as the Evaluator samples (EVAL)
+    readjust_bn_passes=2,
 )
 EVAL = EvaluationOptions(
     num_eval_examples=40,
     num_iw_samples=3,
     fid_num_samples=60,
-    readjust_bn_passes=2,
     digit_classifier_epochs=1,
     max_nll=1.0,
 )
