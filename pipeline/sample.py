@@ -13,6 +13,7 @@ model's size (MNIST also 28x28, padded to the 32x32 canvas as Transform pads), g
 """
 
 import argparse
+import io
 import os
 import sys
 
@@ -45,33 +46,47 @@ def parse_args(argv):
         sys.exit(f'error: --iw_samples must be at least 1, got {args.iw_samples}')
     if not 0.0 < args.temperature <= 10.0:
         sys.exit(f'error: --temperature must be in (0, 10], got {args.temperature}')
-    args.serving_dir = os.path.expanduser(args.serving_dir or configs.serving_dir(args.dataset))
+    args.serving_dir = args.serving_dir or configs.serving_dir(args.dataset)
+    if '://' not in args.serving_dir:
+        args.serving_dir = os.path.expanduser(args.serving_dir)
     return args
 
 
 def model_dir(serving_dir: str, version: str | None) -> str:
-    """The version directory to load: the given one, else the newest (highest number)."""
-    if not os.path.isdir(serving_dir):
+    """The version directory to load: the given one, else the newest (highest number). Paths
+    go through tf.io.gfile: a serving directory on gs:// works as a local one."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.isdir(serving_dir):
         raise ValueError(f'{serving_dir}: no such serving directory (has a model been pushed?)')
-    versions = sorted((v for v in os.listdir(serving_dir) if v.isdigit()), key=lambda v: int(v))
+    names = (v.rstrip('/') for v in tf.io.gfile.listdir(serving_dir))
+    versions = sorted((v for v in names if v.isdigit()), key=int)
     if version is None:
         if not versions:
             raise ValueError(f'{serving_dir}: no pushed model versions')
         version = versions[-1]
-    path = os.path.join(serving_dir, version)
-    if not os.path.isfile(os.path.join(path, 'saved_model.pb')):
+    path = f'{serving_dir.rstrip("/")}/{version}'
+    if not tf.io.gfile.exists(f'{path}/saved_model.pb'):
         raise ValueError(f'{path}: not a SavedModel (versions: {", ".join(versions) or "none"})')
     return path
 
 
 def read_image(path: str, shape: tuple) -> np.ndarray:
-    """One image file as the model takes it: [H, W, C] floats in [0, 1]."""
+    """One image file (any file system tf.io.gfile reaches) as the model takes it: [H, W, C]
+    floats in [0, 1]."""
+    import tensorflow as tf
+
     height, width, channels = shape
     try:
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert('L' if channels == 1 else 'RGB'), np.float32)
-    except FileNotFoundError:
+        with tf.io.gfile.GFile(path, 'rb') as f:
+            data = f.read()
+    except tf.errors.NotFoundError:
         raise ValueError(f'{path}: no such file') from None
+    if not data:
+        raise ValueError(f'{path}: empty file')
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            pixels = np.asarray(image.convert('L' if channels == 1 else 'RGB'), np.float32)
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f'{path}: not a readable image ({type(e).__name__})') from None
     pixels = pixels.reshape(pixels.shape[:2] + (channels,)) / 255.0
@@ -94,10 +109,11 @@ def num_dims(shape: tuple) -> int:
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        path = model_dir(args.serving_dir, args.version)
         logging_setup.configure(verbose=False)
         configs.tensorflow_environment()
         import tensorflow as tf
+
+        path = model_dir(args.serving_dir, args.version)
 
         served = tf.saved_model.load(path)
         if args.score:
@@ -121,13 +137,14 @@ def main(argv=None):
             seed=tf.constant(args.seed),
         )['images'].numpy()
         scale = 2 if drawn.shape[1] <= 32 else 1
-        with open(args.out, 'wb') as f:
-            f.write(images.png_bytes(images.grid(drawn), scale))
+        try:
+            with tf.io.gfile.GFile(args.out, 'wb') as f:
+                f.write(images.png_bytes(images.grid(drawn), scale))
+        except tf.errors.OpError as e:
+            raise ValueError(f'{args.out}: cannot write ({e.message})') from None
         print(f'{args.out}: {args.num} samples at temperature {args.temperature} from {path}')
     except ValueError as e:
         sys.exit(f'error: {e}')
-    except OSError as e:
-        sys.exit(f'error: {e.filename or args.out}: {e.strerror or e}')
 
 
 if __name__ == '__main__':

@@ -57,6 +57,10 @@ ALLOWED = {
     ),
     ('pipeline/cli.py', 'local_path', 'os.path.abspath'): 'only paths that are not URIs',
     ('pipeline/cli.py', 'parse', 'os.path.expanduser'): 'only paths that are not URIs',
+    ('pipeline/sample.py', 'parse_args', 'os.path.expanduser'): 'only paths that are not URIs',
+    ('nvae_tfx/training/checkpoints.py', 'fingerprint', 'pathlib.Path'): (
+        "model_code's own source files, hashed where the Trainer runs"
+    ),
     ('nvae_tfx/data/fingerprint.py', '_local_stats', 'os.stat'): (
         'only for a local directory (URIs go through tf.io.gfile.stat): fast for 202,599 files'
     ),

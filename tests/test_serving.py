@@ -225,3 +225,14 @@ def test_newest_version_is_loaded_unless_one_is_named(tmp_path):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(ValueError, match='no pushed model versions'):
         sample.model_dir(str(tmp_path / 'empty'), None)
+
+
+def test_model_dir_reads_any_file_system():
+    import tensorflow as tf
+
+    root = 'ram://serving-test'
+    for version in ('3', '11'):
+        tf.io.gfile.makedirs(f'{root}/{version}')
+        with tf.io.gfile.GFile(f'{root}/{version}/saved_model.pb', 'wb') as f:
+            f.write(b'')
+    assert sample.model_dir(root, None) == f'{root}/11'
