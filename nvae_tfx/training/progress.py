@@ -41,13 +41,15 @@ class TrainingProgress(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        step = checkpoints.step(self.model)
+        # The step lives on the device: it is read after the first update, then only to redraw
+        # the bar (at most every REDRAW_SECONDS) and at epoch ends, never once per step.
         now = time.time()
         if self._first_step is None:
-            self._first_step = (step, now)
-        if self.interactive and (now - self._drawn >= REDRAW_SECONDS or step >= self.total_steps):
+            self._first_step = (checkpoints.step(self.model), now)
+        elif self.interactive and now - self._drawn >= REDRAW_SECONDS:
             self._drawn = now
-            self._write('\r' + self._line(step, logs, bar=True) + '\x1b[K')
+            line = self._line(checkpoints.step(self.model), logs, bar=True)
+            self._write('\r' + line + '\x1b[K')
 
     def on_epoch_end(self, epoch, logs=None):
         line = self._line(checkpoints.step(self.model), logs, bar=False)
