@@ -38,8 +38,8 @@ class ComponentLines:
 
     WIDTH = 30  # the longest node id, latest_blessed_model_resolver, and a space
 
-    def __init__(self, stream):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self._stream = stream  # None: sys.stdout as it is when a line is written
         self._current = None
         self._started = 0.0
         self._cached = False
@@ -64,6 +64,10 @@ class ComponentLines:
     def _print(self, text: str) -> None:
         print(f'{self._current:<{self.WIDTH}}{text}', file=self.stream, flush=True)
 
+    @property
+    def stream(self):
+        return self._stream or sys.stdout
+
 
 def _harmless(record: py_logging.LogRecord) -> bool:
     return record.msg in _HARMLESS_MESSAGES or record.pathname.endswith(_HARMLESS_SOURCES)
@@ -83,8 +87,8 @@ class _QuietHandler(py_logging.Handler):
 
     def __init__(self):
         super().__init__(py_logging.DEBUG)
-        self.components = ComponentLines(sys.stdout)
-        self._stream = sys.stderr
+        # The standard streams as they are at each record (they may have been replaced since).
+        self.components = ComponentLines()
 
     def emit(self, record: py_logging.LogRecord) -> None:
         if self.components.handles(record):
@@ -101,7 +105,7 @@ class _QuietHandler(py_logging.Handler):
         try:
             lines = record.getMessage().strip().splitlines() or ['']
             more = ' (more with --verbose)' if len(lines) > 1 else ''
-            print(f'{record.levelname.lower()}: {lines[0]}{more}', file=self._stream)
+            print(f'{record.levelname.lower()}: {lines[0]}{more}', file=sys.stderr)
         except Exception:  # logging must not raise
             self.handleError(record)
 

@@ -39,6 +39,7 @@ def test_bad_images_end_the_run_with_one_line_and_no_packaging_chatter(tmp_path)
     assert not any('bdist_wheel' in line or 'running' in line for line in stdout)
 
 
+@pytest.mark.extended  # test_trainer_pipeline checks cached reruns in make test
 def test_data_half_then_an_identical_rerun_that_is_cached(tmp_path):
     first = run_local(tmp_path, '--no_train')
     assert first.returncode == 0, first.stderr

@@ -74,7 +74,8 @@ def test_killed_trainer_resumes_from_its_checkpoint(tmp_path):
     store = report.open_store(str(tmp_path / 'metadata.sqlite'), read_only=True)
     trainers = [e for e in store.get_executions() if report.node_id(store, e) == 'Trainer']
     states = [report._STATE.Name(e.last_known_state) for e in trainers]
-    assert states == ['RUNNING', 'COMPLETE']  # the killed execution, then the resumed one
+    # The killed execution, marked CANCELED by the next run, then the resumed one.
+    assert states == ['CANCELED', 'COMPLETE']
     [model] = report.outputs_of(store, trainers[-1].id)['model']
     [model_run] = report.outputs_of(store, trainers[-1].id)['model_run']
     with open(os.path.join(model_run.uri, 'training_summary.json')) as f:

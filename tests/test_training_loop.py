@@ -190,6 +190,7 @@ def test_checkpoint_dir_is_stable_across_executions():
             custom_config={'preset': 'tiny'},
             train_steps=steps,
             model_run_dir=f'/r/Trainer/model_run/{run_id}',
+            base_model=None,
         )
 
     first = trainer_module.checkpoint_dir(fn_args(7))
