@@ -2,8 +2,11 @@
 
 import gzip
 import io
+import json
 import os
 import struct
+import subprocess
+import sys
 
 import numpy as np
 from PIL import Image
@@ -157,3 +160,15 @@ def write_mnist_transform_graph(out_dir: str) -> str:
         metadata, os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR)
     )
     return out_dir
+
+
+def run_json_under_backend(code: str, backend: str) -> dict:
+    """Runs Python `code` in a fresh process under KERAS_BACKEND=backend (the backend is fixed at
+    import) from the repository root, and returns the JSON object its last output line prints."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, 'KERAS_BACKEND': backend, 'TF_CPP_MIN_LOG_LEVEL': '3', 'PYTHONPATH': repo}
+    run = subprocess.run(
+        [sys.executable, '-c', code], env=env, cwd=repo, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])

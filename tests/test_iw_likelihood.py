@@ -6,12 +6,6 @@ traced program at K=50 and K=1000 (TensorFlow: nodes of the graph and of its loo
 equations of the jaxpr and of its sub-jaxprs). Wall time is left to bench/bench_iw_likelihood.py.
 """
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
@@ -20,8 +14,8 @@ from scipy.special import logsumexp
 
 from model_code.config import get_config
 from model_code.nvae import NVAE
+from tests import fixtures
 
-REPO = Path(__file__).resolve().parents[1]
 BATCH, K, CHUNK = 3, 7, 3  # two full chunks and a remainder of one
 
 
@@ -111,18 +105,8 @@ def test_iw_loop_on_tensorflow():
 
 @pytest.mark.slow
 def test_iw_loop_on_jax():
-    env = {**os.environ, 'KERAS_BACKEND': 'jax', 'PYTHONPATH': str(REPO)}
     code = 'import json; from tests.test_iw_likelihood import iw_loop_facts as f; '
     code += 'print(json.dumps(f()))'
-    run = subprocess.run(
-        [sys.executable, '-c', code],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    facts = json.loads(run.stdout.strip().splitlines()[-1])
+    facts = fixtures.run_json_under_backend(code, 'jax')
     assert facts['backend'] == 'jax'
     _check(facts)

@@ -1,11 +1,5 @@
 """Training, sampling, evaluation and serialisation of NVAE on the tiny preset."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
@@ -14,9 +8,9 @@ from keras import ops
 from model_code.config import get_config
 from model_code.nvae import NVAE
 from model_code.optim import make_optimizer
+from tests import fixtures
 
 STEPS = 40
-REPO = Path(__file__).resolve().parents[1]
 
 
 def np_(x):
@@ -204,6 +198,7 @@ ONE_STEP = """
 import json, numpy as np, keras
 from model_code.config import get_config
 from model_code.nvae import NVAE
+from tests import fixtures
 from model_code.optim import make_optimizer
 config = get_config("tiny", total_steps=10, warmup_steps=1)
 model = NVAE(config)
@@ -225,22 +220,7 @@ print(json.dumps({"backend": keras.backend.backend(), "loss": history["loss"],
 @pytest.mark.slow
 @pytest.mark.parametrize('backend', ['tensorflow', 'jax'])
 def test_tiny_preset_trains_under_each_backend(backend):
-    env = {
-        **os.environ,
-        'KERAS_BACKEND': backend,
-        'TF_CPP_MIN_LOG_LEVEL': '3',
-        'PYTHONPATH': str(REPO),
-    }
-    run = subprocess.run(
-        [sys.executable, '-c', ONE_STEP],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result = fixtures.run_json_under_backend(ONE_STEP, backend)
     assert result['backend'] == backend
     assert np.isfinite(result['loss']).all()
     assert result['step'] == 2
@@ -254,6 +234,7 @@ import keras
 import numpy as np
 from model_code.config import get_config
 from model_code.nvae import NVAE
+from tests import fixtures
 model = NVAE(get_config('tiny'))
 model.readjust_bn(num_passes=2, batch_size=2, temperature=0.8)
 stateless = keras.ops.convert_to_numpy(model.sample(3, 0.8, sampling_state=True, seed=3))
@@ -269,17 +250,7 @@ print(json.dumps({"backend": keras.backend.backend(), "settings": model.sampling
 
 @pytest.mark.parametrize('backend', ['tensorflow', 'jax'])
 def test_sampling_state_and_seeds_under_each_backend(backend):
-    env = {**os.environ, 'KERAS_BACKEND': backend, 'TF_CPP_MIN_LOG_LEVEL': '3'}
-    run = subprocess.run(
-        [sys.executable, '-c', SAMPLING_STATE],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result = fixtures.run_json_under_backend(SAMPLING_STATE, backend)
     assert result['backend'] == backend
     assert result['settings'] == {'passes': 2, 'batch': 2, 'temperature': pytest.approx(0.8)}
     # sample(seed=s) draws what the model's own stream draws after reseed(s).
