@@ -46,6 +46,8 @@ def deployment(tmp_path_factory):
         'AIRFLOW__CORE__DAGS_FOLDER': PIPELINE_DIR,
         'AIRFLOW__CORE__LOAD_EXAMPLES': 'False',
         'AIRFLOW__CORE__UNIT_TEST_MODE': 'False',
+        # Parsing imports TensorFlow and TFX: over Airflow's 30 s default on a cold 2-core machine.
+        'AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT': '300',
         'NVAE_AIRFLOW_SCHEDULE': '@daily',
         'NVAE_AIRFLOW_START_DATE': '2026-03-01',
         'NVAE_AIRFLOW_RETRIES': '2',
@@ -74,6 +76,14 @@ def dag(deployment):
     assert bag.import_errors == {}
     assert list(bag.dag_ids) == ['nvae-mnist']
     return bag.get_dag('nvae-mnist')
+
+
+def test_the_scheduler_parses_only_the_dag_file(deployment):
+    from airflow.utils.file import list_py_file_paths
+
+    assert list_py_file_paths(PIPELINE_DIR, safe_mode=False, include_examples=False) == [
+        os.path.join(PIPELINE_DIR, 'airflow_dag.py')
+    ]
 
 
 def test_dag_shape_and_schedule(dag):

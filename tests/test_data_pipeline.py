@@ -46,8 +46,11 @@ def celeba_reference(jpeg_path, size):
     'beam_args',
     [
         configs.DEFAULT_BEAM_ARGS,
-        # The scale-out path: separate worker processes, same output.
-        ('--direct_running_mode=multi_processing', '--direct_num_workers=2'),
+        # The scale-out path: separate worker processes, same output (three minutes on 2 cores).
+        pytest.param(
+            ('--direct_running_mode=multi_processing', '--direct_num_workers=2'),
+            marks=pytest.mark.extended,
+        ),
     ],
     ids=['in_memory', 'multi_processing'],
 )

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from nvae_tfx.evaluation import fid, precision_recall
 from nvae_tfx.options import EvaluationOptions
+from nvae_tfx.tracing import graph_function
 
 GRID_SAMPLES = 100  # samples.png: a 10 x 10 grid
 
@@ -29,7 +30,7 @@ def iw_log_likelihood(model, num_iw_samples: int, batch_size: int):
     """A traced function: images [batch_size, ...] -> importance-weighted log p(x) per image."""
     # At most ~1,000 images per forward pass: memory stays bounded for any K (1,000 included).
     chunk = min(num_iw_samples, max(1, 1000 // batch_size))
-    return tf.function(
+    return graph_function(
         lambda x: model.log_likelihood(x, num_samples=num_iw_samples, chunk_size=chunk)
     )
 
@@ -37,7 +38,7 @@ def iw_log_likelihood(model, num_iw_samples: int, batch_size: int):
 def likelihoods(model, images: np.ndarray, num_iw_samples: int, batch_size: int) -> dict:
     """Mean negative ELBO and importance-weighted NLL (nats), and both in bits/dim."""
     iw = iw_log_likelihood(model, num_iw_samples, batch_size)
-    elbo = tf.function(model.negative_elbo)
+    elbo = graph_function(model.negative_elbo)
     neg_elbo, log_px = [], []
     for start in range(0, len(images), batch_size):
         x = tf.constant(images[start : start + batch_size])
@@ -63,7 +64,7 @@ def sample_batches(
     the first batch. mean_image: the decoder's mean image (the mixture's mean for colour; MNIST
     is always the Bernoulli mean)."""
     model.reseed(seed)
-    draw = tf.function(
+    draw = graph_function(
         lambda n: model.sample(n, temperature, mean_image=mean_image, sampling_state=True)
     )
     for start in range(0, num, batch_size):

@@ -27,6 +27,7 @@ from model_code.nvae import NVAE
 from nvae_tfx import datasets
 from nvae_tfx.data import records, transformed
 from nvae_tfx.options import TrainingOptions
+from nvae_tfx.tracing import graph_function
 from nvae_tfx.training.checkpoints import all_finite
 
 KERAS_DIR = 'Format-Keras'  # beside TFX's Format-Serving inside the Model artifact
@@ -41,16 +42,17 @@ def keras_model_path(model_uri: str) -> str:
 class NVAEServing(tf.Module):
     def __init__(self, model, tft_output, options: TrainingOptions):
         super().__init__()
-        self.model = model
-        # Keras tracks its SeedGenerator states itself; TF's SavedModel walk does not reach them, so
-        # list every model variable here for the signatures' random draws to be saved with them.
+        # The SavedModel holds the model's variables (its SeedGenerator states included), not the
+        # Keras model: walking a Keras model makes TensorFlow trace and save a default signature
+        # for each of its hundreds of layers, which used to be most of the export's time.
+        object.__setattr__(self, 'model', model)
         self.model_variables = list(model.variables)
         self.tft_layer = tft_output.transform_features_layer()
         self._raw_spec = tft_output.raw_feature_spec()
         self._dataset, self._binarization = options.dataset, options.binarization
         c = model.config
         shape = (c.image_size, c.image_size, c.in_channels)
-        self.sample = tf.function(
+        self.sample = graph_function(
             self._sample,
             input_signature=[
                 tf.TensorSpec([], tf.int32, name='num'),
@@ -58,18 +60,18 @@ class NVAEServing(tf.Module):
                 tf.TensorSpec([], tf.int32, name='seed'),
             ],
         )
-        self.reconstruct = tf.function(
+        self.reconstruct = graph_function(
             self._reconstruct,
             input_signature=[tf.TensorSpec([None, *shape], tf.float32, name='images')],
         )
-        self.log_likelihood = tf.function(
+        self.log_likelihood = graph_function(
             self._log_likelihood_examples,
             input_signature=[
                 tf.TensorSpec([None], tf.string, name='examples'),
                 tf.TensorSpec([], tf.int32, name='num_samples'),
             ],
         )
-        self.log_likelihood_images = tf.function(
+        self.log_likelihood_images = graph_function(
             self._log_likelihood_images,
             input_signature=[
                 tf.TensorSpec([None, *shape], tf.float32, name='images'),
@@ -91,7 +93,7 @@ class NVAEServing(tf.Module):
             self._binarization,
             training=False,
         )
-        return self._log_likelihood_images(images, num_samples)
+        return self.log_likelihood_images(images, num_samples)  # the same traced function
 
     def _log_likelihood_images(self, images, num_samples):
         """log-mean-exp of importance weights over num_samples, IW_CHUNK per forward pass."""
@@ -126,7 +128,7 @@ def readjust_bn(model, options: TrainingOptions) -> None:
         options.readjust_bn_passes,
         options.readjust_bn_batch,
         options.sample_temperature,
-        compile_pass=tf.function,  # one traced pass, called N times: a small graph
+        compile_pass=graph_function,  # one traced pass, called N times: a small graph
     )
 
 
@@ -143,16 +145,20 @@ def export(model, serving_model_dir: str, tft_output, options: TrainingOptions) 
             f'Refusing to export to {serving_model_dir}: the model has non-finite weights.'
         )
     module = NVAEServing(model, tft_output, options)
+    # Functions, not concrete functions: saving traces them anyway (in its own context), so
+    # tracing them beforehand would double the export's time; nor does a served model need the
+    # gradient functions TensorFlow saves by default.
     tf.saved_model.save(
         module,
         serving_model_dir,
         signatures={
-            'serving_default': module.sample.get_concrete_function(),
-            'sample': module.sample.get_concrete_function(),
-            'reconstruct': module.reconstruct.get_concrete_function(),
-            'log_likelihood': module.log_likelihood.get_concrete_function(),
-            'log_likelihood_images': module.log_likelihood_images.get_concrete_function(),
+            'serving_default': module.sample,
+            'sample': module.sample,
+            'reconstruct': module.reconstruct,
+            'log_likelihood': module.log_likelihood,
+            'log_likelihood_images': module.log_likelihood_images,
         },
+        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
     )
     keras_path = keras_model_path(os.path.dirname(serving_model_dir.rstrip('/')))
     tf.io.gfile.makedirs(os.path.dirname(keras_path))
