@@ -31,6 +31,12 @@ _HARMLESS_MESSAGES = (
     'Examples artifact does not have %s custom property. Falling back to %s',
 )
 _HARMLESS_SOURCES = (os.path.join('tensorflow', 'python', 'util', 'deprecation.py'),)
+# TensorFlow 2.16's wheel logs these three C++ errors on every import, GPU or not: XLA's CUDA
+# plugins registered twice, with no effect on anything.
+_DUPLICATE_REGISTRATION = re.compile(
+    r'Unable to register cu(FFT|DNN|BLAS) factory: Attempting to register factory for plugin '
+    r'cu(FFT|DNN|BLAS) when one has already been registered'
+)
 
 
 class ComponentLines:
@@ -136,6 +142,26 @@ def configure(verbose: bool = False) -> None:
     py_logging.getLogger('apache_beam.runners.portability.stager').addFilter(
         lambda record: not record.getMessage().startswith('The .whl package')
     )
+    _import_tensorflow_without_duplicate_registration_errors()
+
+
+def _import_tensorflow_without_duplicate_registration_errors() -> None:
+    """Imports TensorFlow with the C++ log (file descriptor 2) in a temporary file, then shows
+    every line of it except the three known duplicate-registration errors."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode='w+b') as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors='replace').splitlines(keepends=True):
+                if not _DUPLICATE_REGISTRATION.search(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 @contextlib.contextmanager

@@ -320,6 +320,33 @@ def test_quiet_logs_keep_errors_and_drop_known_harmless_warnings(capsys):
     ]
 
 
+def test_quiet_import_of_tensorflow_drops_only_the_duplicate_registration_errors():
+    script = (
+        'import os, sys\n'
+        'if sys.argv[1] == "quiet":\n'
+        '    from pipeline import logging_setup\n'
+        '    logging_setup.configure()\n'
+        'import tensorflow\n'
+        'os.write(2, b"E after the import: shown\\n")\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+    env['TF_CPP_MIN_LOG_LEVEL'] = '2'  # what quiet runs use
+
+    def stderr(mode):
+        return subprocess.run(
+            [sys.executable, '-c', script, mode], capture_output=True, text=True, env=env,
+            cwd=configs.PROJECT_ROOT, check=True,
+        ).stderr.splitlines()  # fmt: skip
+
+    plain = [line for line in stderr('plain') if 'Unable to register' in line]
+    assert len(plain) == 3  # TensorFlow 2.16 logs them on every import
+    assert all(logging_setup._DUPLICATE_REGISTRATION.search(line) for line in plain)
+    assert stderr('quiet') == ['E after the import: shown']
+    assert not logging_setup._DUPLICATE_REGISTRATION.search(
+        'E cuda_dnn.cc:535] Could not create cudnn handle: CUDNN_STATUS_INTERNAL_ERROR'
+    )
+
+
 def test_training_progress_counts_the_epochs_that_run():
     from nvae_tfx.training import progress
 
