@@ -13,7 +13,10 @@ import pytest
 from pipeline import configs, report
 from tests import fixtures
 
-pytestmark = pytest.mark.slow
+# Four minutes on 2 cores: in make test-extended. make test covers its parts: resuming a killed
+# training process (test_training_loop) and marking a killed run's executions CANCELED
+# (test_runner_checks).
+pytestmark = [pytest.mark.slow, pytest.mark.extended]
 STEPS = 200
 
 
