@@ -146,29 +146,19 @@ def configure(verbose: bool = False) -> None:
 
 
 def _import_tensorflow_without_duplicate_registration_errors() -> None:
-    """Imports TensorFlow with the C++ log (file descriptor 2) in a temporary file, then shows
-    every line of it except the three known duplicate-registration errors."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode='w+b') as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            for line in capture.read().decode(errors='replace').splitlines(keepends=True):
-                if not _DUPLICATE_REGISTRATION.search(line):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
+    """Imports TensorFlow with its C++ log captured, then shows every line of it except the
+    three known duplicate-registration errors."""
+    with captured_output(show=False, keep=lambda line: not _DUPLICATE_REGISTRATION.search(line)):
+        import tensorflow  # noqa: F401
 
 
 @contextlib.contextmanager
-def captured_output(show: bool):
+def captured_output(show: bool, keep=None):
     """Runs a block with this process's stdout and stderr (file descriptors, so subprocesses'
     output too) in a temporary file, shown only if the block fails, or if `show`. For TFX's
-    packaging of module files, which runs setuptools in a subprocess that prints each step."""
+    packaging of module files, which runs setuptools in a subprocess that prints each step.
+    keep: if given, the captured lines it accepts are shown (on stderr) after a block that
+    succeeds too."""
     if show:
         yield
         return
@@ -187,6 +177,11 @@ def captured_output(show: bool):
             raise
         else:
             _restore(saved)
+            if keep is not None:
+                capture.seek(0)
+                lines = capture.read().decode(errors='replace').splitlines(keepends=True)
+                sys.stderr.write(''.join(line for line in lines if keep(line)))
+                sys.stderr.flush()
 
 
 def _restore(saved) -> None:

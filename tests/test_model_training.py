@@ -198,7 +198,6 @@ ONE_STEP = """
 import json, numpy as np, keras
 from model_code.config import get_config
 from model_code.nvae import NVAE
-from tests import fixtures
 from model_code.optim import make_optimizer
 config = get_config("tiny", total_steps=10, warmup_steps=1)
 model = NVAE(config)
@@ -234,7 +233,6 @@ import keras
 import numpy as np
 from model_code.config import get_config
 from model_code.nvae import NVAE
-from tests import fixtures
 model = NVAE(get_config('tiny'))
 model.readjust_bn(num_passes=2, batch_size=2, temperature=0.8)
 stateless = keras.ops.convert_to_numpy(model.sample(3, 0.8, sampling_state=True, seed=3))

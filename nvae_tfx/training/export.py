@@ -44,7 +44,7 @@ class NVAEServing(tf.Module):
         super().__init__()
         # The SavedModel holds the model's variables (its SeedGenerator states included), not the
         # Keras model: walking a Keras model makes TensorFlow trace and save a default signature
-        # for each of its hundreds of layers, which used to be most of the export's time.
+        # for each of its hundreds of layers, most of the export's time otherwise.
         object.__setattr__(self, 'model', model)
         self.model_variables = list(model.variables)
         self.tft_layer = tft_output.transform_features_layer()
