@@ -48,14 +48,14 @@ class NVAEConfig:
     weight_decay_norm: float = 1e-2  # lambda of the spectral and BN-gamma penalties
     num_power_iter: int = 4
 
-    # Optimisation. The schedule's defaults are the default CPU run: 540 steps of 64 digits
+    # Optimisation. The schedule's defaults are the default CPU run: 1,200 steps of 64 digits
     # (about 15 minutes on 2 cores, bench/bench_pipeline.py) with the LR warm-up over 1% of them.
     learning_rate: float = 1e-2
     learning_rate_min: float = 1e-4
-    warmup_steps: int = 5
+    warmup_steps: int = 12
     weight_decay: float = 3e-4
     adamax_epsilon: float = 1e-3
-    total_steps: int = 540
+    total_steps: int = 1200
     batch_size: int = 64  # global: all replicas together
     steps_per_epoch: int = 75  # about one pass over the embedded 4,500 training digits
     mixed_precision: str = 'float32'  # one of PRECISIONS

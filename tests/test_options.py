@@ -181,7 +181,7 @@ def test_code_fingerprints_cover_the_library_and_the_module_directories():
 # epochs; the others keep the CPU defaults.
 RESOLVED = {
     ('tiny', 'mnist'): (8, 50, 100, 5, 'quick', 100, 16),
-    ('cpu', 'mnist'): (64, 75, 540, 5, 'quick', 100, 16),
+    ('cpu', 'mnist'): (64, 75, 1200, 12, 'quick', 100, 16),
     ('paper_mnist', 'mnist'): (400, 150, 60_000, 750, 'paper', 500, 2),
     ('paper_celeba64', 'celeba'): (128, 1271, 114_390, 6355, 'paper', 500, 2),
 }

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 
+from nvae_tfx.evaluation import feature_networks
 from pipeline import configs, run_kubeflow
 from tests import cel
 from tests.local_gcs import LocalGcs
@@ -249,7 +250,7 @@ def test_cloud_storage_is_shared_by_tensorflow_beam_and_the_storage_client(gcs):
 
 # The fewest steps and samples that still train, score (NLL, FID, precision/recall), bless and push.
 TINY = (
-    '--preset=tiny --train_steps=4 --batch_size=8 --steps_per_epoch=2 --checkpoint_every_steps=0 '
+    '--preset=tiny --train_steps=4 --batch_size=8 --steps_per_epoch=2 --checkpoint_every_steps=2 '
     '--jit_compile=false --eval_examples=16 --iw_samples=2 --fid_samples=24 '
     '--readjust_bn_passes=1 --gpus=0'
 ).split()
@@ -259,8 +260,24 @@ TINY = (
 MODEL_RESOLVER = 'latest_blessed_model_resolver-model-resolver'
 
 
-def compile_and_run(launcher, directory, name, *flags):
-    """Compiles the job with run_kubeflow and runs it; every task must succeed."""
+# The jobs the extended tests below run: the default MNIST job, and CelebA with its data and
+# Inception weights on Cloud Storage.
+MNIST_FLAGS = ('--digit_classifier_epochs=1',)
+CELEBA_WEIGHTS = f'gs://{BUCKET}/weights/{feature_networks.INCEPTION_WEIGHTS_FILE}'
+CELEBA_FLAGS = (
+    '--dataset=celeba',
+    '--source=dir',
+    f'--data_dir=gs://{BUCKET}/data/celeba',
+    '--image_size=32',
+    '--batch_size=4',
+    '--eval_split=test',
+    '--fid_samples=8',
+    f'--inception_weights={CELEBA_WEIGHTS}',
+)
+
+
+def compile_job(directory, name, *flags) -> str:
+    """Compiles the job with run_kubeflow; returns the job file."""
     job_file = os.path.join(directory, f'{name}.json')
     run_kubeflow.main(
         [f'--pipeline_root=gs://{BUCKET}/{name}', f'--image={IMAGE}', f'--output={job_file}']
@@ -270,9 +287,27 @@ def compile_and_run(launcher, directory, name, *flags):
         # in start-up than it gains on tiny data.
         + ['--', *configs.DEFAULT_BEAM_ARGS]
     )
-    run = launcher.run(job_file, log=print)
+    return job_file
+
+
+def compile_and_run(launcher, directory, name, *flags):
+    """Compiles the job and runs it; every task must succeed."""
+    run = launcher.run(compile_job(directory, name, *flags), log=print)
     assert {n: t.state for n, t in run.tasks.items() if t.state != 'SUCCEEDED'} == {}
     return run
+
+
+@pytest.mark.parametrize(
+    ('name', 'flags', 'classifier'),
+    [('mnist', MNIST_FLAGS, True), ('celeba', CELEBA_FLAGS, False)],
+)
+def test_the_extended_jobs_compile(tmp_path, name, flags, classifier):
+    """make test's guard on the jobs that only make test-extended runs: a flag that the
+    run-time checks come to refuse fails here, not an hour into the extended suite."""
+    with open(compile_job(str(tmp_path), name, *flags)) as f:
+        tasks = json.load(f)['pipelineSpec']['root']['dag']['tasks']
+    assert {'Trainer', 'GenerativeEvaluator', 'Pusher'} <= set(tasks)
+    assert ('DigitClassifierTrainer' in tasks) == classifier
 
 
 def read_json(uri):
@@ -286,7 +321,7 @@ def mnist_runs(tmp_path_factory, gcs, image):
     blessed model, which the resolver finds in ML Metadata."""
     tmp_path = tmp_path_factory.mktemp('mnist')
     launcher = VertexLauncher(image, str(tmp_path / 'launcher'), env=gcs.environment())
-    first = compile_and_run(launcher, str(tmp_path), 'mnist', '--digit_classifier_epochs=1')
+    first = compile_and_run(launcher, str(tmp_path), 'mnist', *MNIST_FLAGS)
     second = launcher.run(str(tmp_path / 'mnist.json'), log=print)
     return launcher, first, second
 
@@ -384,7 +419,6 @@ def test_a_celeba_job_reads_data_and_inception_weights_from_cloud_storage(tmp_pa
     import keras
     from keras.src.legacy.saving import legacy_h5_format
 
-    from nvae_tfx.evaluation import feature_networks
     from tests import fixtures
 
     fixtures.write_celeba_dir(str(tmp_path / 'celeba'), counts=(16, 4, 8))
@@ -396,22 +430,9 @@ def test_a_celeba_job_reads_data_and_inception_weights_from_cloud_storage(tmp_pa
     local_weights = str(tmp_path / feature_networks.INCEPTION_WEIGHTS_FILE)
     with h5py.File(local_weights, 'w') as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, inception)
-    weights = f'gs://{BUCKET}/weights/{feature_networks.INCEPTION_WEIGHTS_FILE}'
-    tf.io.gfile.copy(local_weights, weights)
+    tf.io.gfile.copy(local_weights, CELEBA_WEIGHTS)
     launcher = VertexLauncher(image, str(tmp_path / 'launcher'), env=gcs.environment())
-    run = compile_and_run(
-        launcher,
-        str(tmp_path),
-        'celeba',
-        '--dataset=celeba',
-        '--source=dir',
-        f'--data_dir=gs://{BUCKET}/data/celeba',
-        '--image_size=32',
-        '--batch_size=4',
-        '--eval_split=test',
-        '--fid_samples=8',
-        f'--inception_weights={weights}',
-    )
+    run = compile_and_run(launcher, str(tmp_path), 'celeba', *CELEBA_FLAGS)
     assert 'DigitClassifierTrainer' not in run.tasks
     examples = run.output('ImageExampleGen', 'examples')
     assert json.loads(examples.metadata['split_names']) == ['train', 'eval', 'test']
