@@ -32,8 +32,8 @@ test-fast: setup lint
 	$(PY) -m pytest -q -m "not slow and not extended"
 
 # The compiled Vertex jobs run task by task on a local Cloud Storage, run_local's cached rerun
-# through its console output, a pipeline killed and resumed, the multi-process Beam run: an hour
-# and more on 2 cores, so outside `make test`.
+# through its console output, a pipeline killed and resumed, the multi-process Beam run: 10
+# minutes to over an hour on 2 cores depending on the machine, so outside `make test`.
 test-extended: setup
 	$(PY) -m pytest -q -m extended
 
