@@ -16,7 +16,7 @@ from nvae_tfx.evaluation import feature_networks
 from pipeline import configs, run_kubeflow
 from tests import cel
 from tests.local_gcs import LocalGcs
-from tests.vertex_launcher import Image, MetadataStore, VertexLauncher
+from tests.vertex_launcher import Image, MetadataStore, VertexLauncher, build_context
 
 BUCKET = 'nvae-vertex'
 IMAGE = 'local/nvae-tfx:test'
@@ -105,10 +105,28 @@ def test_resolver_queries_answer_within_the_pipeline(tmp_path):
 # --- The image ----------------------------------------------------------------------------------
 
 
-def test_the_image_holds_what_the_dockerfile_copies(image):
+def dockerfile_copies() -> list[str]:
     with open(os.path.join(configs.PROJECT_ROOT, 'Dockerfile')) as f:
-        copies = [line.split()[1] for line in f if line.startswith('COPY ')]
-    assert image.copied == copies
+        return [line.split()[1] for line in f if line.startswith('COPY ')]
+
+
+def test_the_build_context_holds_every_copy_source_and_nothing_local():
+    """What `docker build .` sends, by .dockerignore's rules: every COPY source, and none of
+    the checkout's environments, outputs, tests or caches."""
+    context = build_context(configs.PROJECT_ROOT)
+    for source in dockerfile_copies():
+        assert source in context, f'.dockerignore leaves out COPY source {source}'
+        if os.path.isdir(os.path.join(configs.PROJECT_ROOT, source)):
+            assert any(p.startswith(source + '/') and p.endswith('.py') for p in context) or (
+                source == 'schemas'
+            ), f'{source} is in the context without its files'
+    top = {p.split('/')[0] for p in context}
+    assert top.isdisjoint({'.venv', '.venv-airflow', 'outputs', 'tests', 'bench', '.git'}), top
+    assert not [p for p in context if '__pycache__' in p]
+
+
+def test_the_image_holds_what_the_dockerfile_copies(image):
+    assert image.copied == dockerfile_copies()
     assert image.root == configs.IMAGE_PROJECT_ROOT
     embedded = os.path.join(image.directory, configs.IMAGE_EMBEDDED_DATA, 'mnist_5k.csv.gz')
     assert os.path.isfile(embedded)
@@ -119,8 +137,9 @@ def test_the_image_holds_what_the_dockerfile_copies(image):
         [
             sys.executable,
             '-c',
-            'import components, model_code, pipeline\n'
-            'print(components.__file__, model_code.__file__, pipeline.__file__)\n'
+            'import components, model_code, nvae_tfx, pipeline\n'
+            'import components.evaluator.executor, components.trainer.trainer_module\n'
+            'for m in (components, model_code, nvae_tfx, pipeline):\n    print(m.__file__)\n'
             'try:\n    import bench\nexcept ModuleNotFoundError:\n    print("no-bench")',
         ],
         cwd=image.directory,
@@ -129,9 +148,42 @@ def test_the_image_holds_what_the_dockerfile_copies(image):
         text=True,
     )
     assert probe.returncode == 0, probe.stderr
-    *files, bench = probe.stdout.split()[-4:]
+    *files, bench = probe.stdout.split()[-5:]
     assert all(f.startswith(image.directory + '/') for f in files), files
     assert bench == 'no-bench'  # the checkout's editable install is not in the image
+
+
+def docker_daemon() -> bool:
+    try:
+        return subprocess.run(['docker', 'info'], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.extended
+@pytest.mark.skipif(not docker_daemon(), reason='no Docker daemon on this machine')
+def test_docker_builds_the_image_and_it_imports_the_project():
+    """Where a Docker daemon runs: the real build (its base image is pulled), then the project's
+    packages imported inside the image."""
+    tag = 'nvae-tfx:build-test'
+    built = subprocess.run(
+        ['docker', 'build', '-t', tag, configs.PROJECT_ROOT], capture_output=True, text=True
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    probe = subprocess.run(
+        [
+            'docker',
+            'run',
+            '--rm',
+            tag,
+            'python',
+            '-c',
+            'import components.evaluator.executor, components.trainer.trainer_module, pipeline',
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
 
 
 # --- System tasks: importer, resolver, condition ------------------------------------------------

@@ -67,7 +67,8 @@ class Image:
     FROM and package installation (RUN ... pip install) are what this machine's .venv stands in
     for; COPY, ENV, WORKDIR and the other RUN instructions are carried out, with the image's
     project root (WORKDIR) mapped to ``directory``. Any other instruction is refused, so the
-    copy cannot silently differ from the image.
+    copy cannot silently differ from the image. COPY reads only the build context Docker sends:
+    the files .dockerignore leaves in, matched by the Docker SDK's own rules.
     """
 
     def __init__(self, context: str, directory: str, dockerfile: str = 'Dockerfile'):
@@ -80,6 +81,7 @@ class Image:
         self.root = workdirs[0]
         self.env = {}
         self.copied = []
+        self.context_files = build_context(self.context, dockerfile)
 
     def build(self) -> 'Image':
         if os.path.exists(self.directory):
@@ -115,15 +117,23 @@ class Image:
         source, destination = parts
         if not (destination == self.root or destination.startswith(self.root + '/')):
             raise ValueError(f'Dockerfile: COPY {arg!r} writes outside {self.root}')
-        source_path = os.path.join(self.context, source)
-        target = self.map_paths(destination)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if os.path.isdir(source_path):
-            shutil.copytree(
-                source_path, target, ignore=shutil.ignore_patterns('__pycache__', '*.pyc')
+        source = os.path.normpath(source)
+        if source not in self.context_files:
+            raise ValueError(
+                f'Dockerfile: COPY {source}: not in the build context '
+                f'({os.path.join(self.context, ".dockerignore")} leaves it out)'
             )
-        else:
-            shutil.copy2(source_path, target)
+        target = self.map_paths(destination)
+        for path in sorted(self.context_files):
+            inside = path == source or path.startswith(source + '/')
+            if inside and os.path.isfile(os.path.join(self.context, path)):
+                copy = (
+                    os.path.join(target, os.path.relpath(path, source))
+                    if path != source
+                    else target
+                )
+                os.makedirs(os.path.dirname(copy), exist_ok=True)
+                shutil.copy2(os.path.join(self.context, path), copy)
         self.copied.append(source)
 
     def _run(self, command):
@@ -160,6 +170,19 @@ class Image:
         env['PYTHONPATH'] = ':'.join(filter(None, [self.env.get('PYTHONPATH'), self._python_dir]))
         env.update(extra or {})
         return env
+
+
+def build_context(context: str, dockerfile: str = 'Dockerfile') -> set[str]:
+    """The paths (files and directories, relative to ``context``) that ``docker build`` sends:
+    everything .dockerignore does not exclude, by the Docker SDK's implementation of its rules."""
+    from docker.utils import build
+
+    ignore = os.path.join(context, '.dockerignore')
+    patterns = []
+    if os.path.exists(ignore):
+        with open(ignore) as f:
+            patterns = [line.strip() for line in f if line.strip() and not line.startswith('#')]
+    return {os.path.normpath(p) for p in build.exclude_paths(context, patterns, dockerfile)}
 
 
 # The .venv has this checkout installed in editable mode (import hooks that find its packages
