@@ -38,6 +38,14 @@ def batch_moments(x):
     return mean, channel_sums(ops.square(x - mean)) / count
 
 
+def unbiased(variance, x):
+    """The biased batch variance of x as the unbiased one, n / (n - 1) times it: what PyTorch's
+    BatchNorm (and NVAE's synchronized one) moves its running variance with, while it normalises
+    with the biased one."""
+    count = ops.cast(ops.size(x) // x.shape[-1], variance.dtype)
+    return variance * count / ops.maximum(count - 1.0, 1.0)
+
+
 def normalize_with_batch_statistics(x, gamma, beta, mean, variance, epsilon, swish):
     """gamma (x - mean) / sqrt(variance + epsilon) + beta, then SiLU if swish, in float32, for
     statistics taken from x itself; the gradient is written out by hand.
@@ -112,8 +120,7 @@ class BatchNorm(keras.layers.BatchNormalization):
             return ops.silu(out) if self.swish else out
         x = ops.cast(x, 'float32')
         mean, variance = (ops.stop_gradient(m) for m in batch_moments(x))
-        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
-            moving.assign(moving * self.momentum + batch * (1.0 - self.momentum))
+        self._move(self.moving_mean, self.moving_variance, mean, variance, x)
         out = normalize_with_batch_statistics(
             x, self.gamma.value, self.beta.value, mean, variance, self.epsilon, self.swish
         )
@@ -128,8 +135,7 @@ class BatchNorm(keras.layers.BatchNormalization):
         x = ops.cast(x, 'float32')
         if training:
             mean, variance = batch_moments(x)
-            for stored, batch in ((self.sampling_mean, mean), (self.sampling_variance, variance)):
-                stored.assign(stored * self.momentum + batch * (1.0 - self.momentum))
+            self._move(self.sampling_mean, self.sampling_variance, mean, variance, x)
         else:
             mean, variance = self.sampling_mean.value, self.sampling_variance.value
         out = ops.batch_normalization(
@@ -143,6 +149,15 @@ class BatchNorm(keras.layers.BatchNormalization):
         )
         out = ops.silu(out) if self.swish else out
         return ops.cast(out, self.compute_dtype)
+
+    def _move(self, stored_mean, stored_variance, mean, variance, x):
+        """One momentum step of stored statistics towards a batch's, the variance unbiased. (The
+        synchronized path is Keras' own, which moves with the biased variance of all replicas'
+        values: 1/n apart, n the global count, large in any multi-replica training.)"""
+        stored_mean.assign(stored_mean * self.momentum + mean * (1.0 - self.momentum))
+        stored_variance.assign(
+            stored_variance * self.momentum + unbiased(variance, x) * (1.0 - self.momentum)
+        )
 
     def reset_sampling_state(self):
         """The sampling statistics start from the training statistics, as readjustment does."""

@@ -9,7 +9,7 @@ from PIL import Image
 
 def grid(images: np.ndarray, columns: int = 0, pad: int = 2) -> np.ndarray:
     """[N, H, W, C] floats in [0, 1] -> one uint8 [rows*(H+pad)+pad, cols*(W+pad)+pad, C] sheet."""
-    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+    images = np.clip(np.nan_to_num(np.asarray(images, np.float32), nan=0.0), 0.0, 1.0)
     n, h, w, c = images.shape
     columns = columns or int(math.ceil(math.sqrt(n)))
     rows = int(math.ceil(n / columns))

@@ -30,9 +30,12 @@ from tfx.proto import example_gen_pb2
 from model_code import config as nvae_config
 from nvae_tfx import datasets
 
-# Not a setting: the hash of the code a component imports (pipeline/configs.py), which the
-# pipeline adds to a custom_config so that editing that code invalidates the component's cache.
+# Not settings, but what the pipeline adds to a component's custom_config: the hash of the code
+# the component runs (pipeline/code_fingerprints.py), so that editing that code invalidates its
+# cache; the Trainer's checkpoint directory, under the pipeline root.
 CODE_FINGERPRINT = 'code_fingerprint'
+CHECKPOINT_ROOT = 'checkpoint_root'
+_PIPELINE_KEYS = (CODE_FINGERPRINT, CHECKPOINT_ROOT)
 
 SOURCES = {'mnist': ('embedded', 'idx', 'tfds'), 'celeba': ('dir', 'tfds')}  # first: default
 ON_CORRUPT = ('fail', 'skip')
@@ -70,8 +73,8 @@ def _check_at_least(name: str, value, minimum: int) -> None:
 def _decode(cls, values: dict, **given):
     """An options object from a decoded custom_config or execution properties: every value as
     its field's type (JSON and Struct carry numbers loosely), absent fields at their defaults,
-    the code fingerprint dropped; an unknown key is an error, not a setting silently lost."""
-    values = {k: v for k, v in {**values, **given}.items() if k != CODE_FINGERPRINT}
+    what the pipeline adds dropped; an unknown key is an error, not a setting silently lost."""
+    values = {k: v for k, v in {**values, **given}.items() if k not in _PIPELINE_KEYS}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
@@ -104,7 +107,7 @@ class SourceOptions:
         _check('on_corrupt', self.on_corrupt, ON_CORRUPT)
         object.__setattr__(self, 'celeba_shape', tuple(int(v) for v in self.celeba_shape))
 
-    def to_custom_config(self) -> example_gen_pb2.CustomConfig:
+    def to_custom_config(self, code_fingerprint: str = '') -> example_gen_pb2.CustomConfig:
         struct = struct_pb2.Struct()
         struct.update(
             {
@@ -113,6 +116,8 @@ class SourceOptions:
                 if v is not None
             }
         )
+        if code_fingerprint:
+            struct.update({CODE_FINGERPRINT: code_fingerprint})
         config = example_gen_pb2.CustomConfig()
         config.custom_config.Pack(struct)
         return config
@@ -183,6 +188,11 @@ class EvaluationProtocol:
     sample_temperature: float  # of the prior's latents, in readjustment and in sampling
     readjust_bn_passes: int  # decoder forward passes in training mode before sampling
     readjust_bn_batch: int  # prior samples per pass
+    # How much worse than the last and the best blessed model a candidate's NLL and FID may be,
+    # as fractions: above the spread of each metric over evaluation seeds, measured for this
+    # protocol (docs/blessing.md, bench/bench_metric_noise.py).
+    nll_tolerance: float
+    fid_tolerance: float
 
 
 PROTOCOLS = {
@@ -200,6 +210,8 @@ PROTOCOLS = {
         sample_temperature=1.0,
         readjust_bn_passes=500,
         readjust_bn_batch=2,
+        nll_tolerance=0.002,
+        fid_tolerance=0.02,
     ),
     # Minutes on a CPU: K=50 on 500 images; 1,000 generated images against the whole split
     # scored (the embedded digits' 500).
@@ -213,6 +225,8 @@ PROTOCOLS = {
         sample_temperature=1.0,
         readjust_bn_passes=100,
         readjust_bn_batch=16,
+        nll_tolerance=0.005,
+        fid_tolerance=0.05,
     ),
 }
 
@@ -253,7 +267,8 @@ class TrainingOptions:
     batch_size: int | None = None
     steps_per_epoch: int | None = None
     eval_steps: int = 5
-    checkpoint_every_steps: int = 200  # and at every epoch end; a re-run resumes from the last
+    # And at every epoch end (0: only there); a re-run resumes from the last checkpoint.
+    checkpoint_every_steps: int = 200
     mixed_precision: str = 'float32'  # GPU only
     jit_compile: str = 'auto'  # XLA for the train step: 'auto' where Keras supports it
     eval_protocol: str | None = None  # None: the preset's (nvae_config.EVALUATION_PROTOCOLS)
@@ -347,7 +362,11 @@ class EvaluationOptions:
     inception_weights: str = ''  # a local Inception-v3 no-top weights file enables *_inception_v3
     max_nll: float | None = None  # blessing thresholds; None: not checked
     max_fid: float | None = None
-    max_regression: float = 0.01  # a candidate may be at most 1% worse than the last blessed model
+    nll_tolerance: float | None = None
+    fid_tolerance: float | None = None
+    # A last blessed model that cannot be read (a storage error, a damaged file) refuses the
+    # blessing, unless this allows blessing without that comparison.
+    bless_without_baseline: bool = False
     seed: int = 0  # of the MNIST images' one binarization for the likelihoods, and of sampling
     digit_classifier: bool = True  # MNIST: train the feature network for FID (cached across runs)
     digit_classifier_epochs: int = 10
@@ -375,7 +394,9 @@ class EvaluationOptions:
         _check_at_least('num_iw_samples', self.num_iw_samples, 1)
         # k-NN precision/recall needs more than k = 3 generated images.
         _check_at_least('fid_num_samples', self.fid_num_samples, 4)
-        for name in ('max_nll', 'max_fid', 'max_regression'):
+        for name in ('nll_tolerance', 'fid_tolerance'):
+            _check_at_least(name, getattr(self, name), 0)
+        for name in ('max_nll', 'max_fid', 'nll_tolerance', 'fid_tolerance'):
             value = getattr(self, name)
             # Every comparison with NaN is false: a NaN threshold would bless anything.
             if isinstance(value, float) and not math.isfinite(value):

@@ -122,7 +122,8 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
         '--checkpoint_every_steps',
         type=int,
         default=training.checkpoint_every_steps,
-        help='checkpoint interval (also at every epoch end); a re-run resumes from it',
+        help='checkpoint interval in steps, and at every epoch end (0: at epoch ends only); a '
+        're-run resumes from the last checkpoint',
     )
     p.add_argument(
         '--mixed_precision',
@@ -230,10 +231,21 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
         'the MNIST digit classifier or --inception_weights',
     )
     p.add_argument(
-        '--max_regression',
+        '--nll_tolerance',
         type=float,
-        default=evaluation.max_regression,
-        help='allowed fraction by which NLL/FID may be worse than the last blessed',
+        help='fraction by which NLL may be worse than the last and the best blessed model; '
+        + _protocol_defaults('nll_tolerance'),
+    )
+    p.add_argument(
+        '--fid_tolerance',
+        type=float,
+        help='the same for FID; ' + _protocol_defaults('fid_tolerance'),
+    )
+    p.add_argument(
+        '--bless_without_baseline',
+        action='store_true',
+        help='bless by the thresholds and the best blessed metrics when the last blessed model '
+        'cannot be read (default: not blessed)',
     )
     p.add_argument('--serving_dir', help='Pusher destination (one numbered version per push)')
     p.add_argument('--pipeline_root', help='where every artifact is written')
@@ -330,7 +342,9 @@ def evaluation_options(args, **runtime_parameters) -> options.EvaluationOptions:
         inception_weights=local_path(args.inception_weights),
         max_nll=args.max_nll,
         max_fid=args.max_fid,
-        max_regression=args.max_regression,
+        nll_tolerance=args.nll_tolerance,
+        fid_tolerance=args.fid_tolerance,
+        bless_without_baseline=args.bless_without_baseline,
     )
     evaluation = options.EvaluationOptions(**{**values, **runtime_parameters})
     if evaluation.max_fid is not None and not evaluation.measures_sample_quality(args.dataset):

@@ -1,10 +1,7 @@
-"""What the runners share: paths, names, Beam defaults, the Airflow schedule, the code
-fingerprints that keep caches honest. The components' settings and their defaults are typed
-options in nvae_tfx/options.py."""
+"""What the runners share: paths, names, Beam defaults, the Airflow schedule. The components'
+settings and their defaults are typed options in nvae_tfx/options.py."""
 
 import dataclasses
-import glob
-import hashlib
 import os
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -13,14 +10,6 @@ OUTPUT_ROOT = os.path.join(PROJECT_ROOT, 'outputs')
 SCHEMA_ROOT = os.path.join(PROJECT_ROOT, 'schemas')
 TRANSFORM_MODULE = os.path.join(PROJECT_ROOT, 'components', 'transform', 'preprocessing.py')
 TRAINER_MODULE = os.path.join(PROJECT_ROOT, 'components', 'trainer', 'trainer_module.py')
-# Transform and Trainer import the library (and the Trainer model_code) as installed packages,
-# not from their module files: TFX hashes only a module file's own directory, and nothing at all
-# where the module is imported from the installed project (Airflow, the container image). The hash
-# of this code goes into their custom_config, so that editing it invalidates their cache.
-LIBRARY_CODE = 'nvae_tfx/**/*.py'
-# Transform's share of model_code: the MNIST crop, which nvae_tfx/datasets.py takes from it.
-TRANSFORM_CODE = ('components/transform/*.py', LIBRARY_CODE, 'model_code/config.py')
-TRAINER_CODE = ('components/trainer/*.py', LIBRARY_CODE, 'model_code/*.py')
 # Where the installed project's functions are, for runners that import rather than package them.
 TRANSFORM_FN = 'components.transform.preprocessing.preprocessing_fn'
 TRAINER_FN = 'components.trainer.trainer_module.run_fn'
@@ -55,16 +44,6 @@ def metadata_path(dataset: str) -> str:
 
 def schema_dir(dataset: str) -> str:
     return os.path.join(SCHEMA_ROOT, dataset)
-
-
-def code_fingerprint(patterns) -> str:
-    digest = hashlib.sha256()
-    for pattern in patterns:
-        for path in sorted(glob.glob(os.path.join(PROJECT_ROOT, pattern), recursive=True)):
-            digest.update(path[len(PROJECT_ROOT) :].encode())
-            with open(path, 'rb') as f:
-                digest.update(f.read())
-    return digest.hexdigest()[:16]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,13 +17,14 @@ from components.evaluator.component import GenerativeEvaluator
 from components.example_gen.component import ImageExampleGen
 from components.validation_gate import ValidationGate
 from nvae_tfx.options import (
+    CHECKPOINT_ROOT,
     CODE_FINGERPRINT,
     EvaluationOptions,
     SourceOptions,
     TrainingOptions,
     TransformOptions,
 )
-from pipeline import configs
+from pipeline import code_fingerprints, configs
 
 
 def _check_agreement(
@@ -81,8 +82,9 @@ def create_pipeline(
 
     user_code: 'module_files' (TFX packages the Transform and Trainer module files when the
     pipeline is compiled: local runs) or 'installed' (they are imported from the installed
-    project, as in the Airflow environment and the container image). Either way a fingerprint
-    of the code they import (configs.TRANSFORM_CODE, TRAINER_CODE) keeps the cache honest.
+    project, as in the Airflow environment and the container image). Either way each of the
+    project's components carries the hash of the code it runs (pipeline/code_fingerprints.py),
+    which keeps its cache honest.
     image_root: where the project lives inside the container image the components run in (its
     schemas, the embedded digits); None: this checkout.
     baseline_excludes_candidate: the Evaluator's baseline is the latest blessed model other than
@@ -100,7 +102,11 @@ def create_pipeline(
         schema_dir = schema_dir or os.path.join(image_root, 'schemas', source.dataset)
         if source.source == 'embedded':
             input_base = os.path.join(image_root, configs.IMAGE_EMBEDDED_DATA)
-    example_gen = ImageExampleGen(source, input_base=input_base)
+    example_gen = ImageExampleGen(
+        source,
+        input_base=input_base,
+        code_fingerprint=code_fingerprints.fingerprint('ImageExampleGen'),
+    )
     if user_code == 'installed':
         transform_code = dict(preprocessing_fn=configs.TRANSFORM_FN)
     else:
@@ -113,12 +119,17 @@ def create_pipeline(
         statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema']
     )
     validation_gate = ValidationGate(
-        anomalies=example_validator.outputs['anomalies'], schema=schema_gen.outputs['schema']
+        anomalies=example_validator.outputs['anomalies'],
+        schema=schema_gen.outputs['schema'],
+        code_fingerprint=code_fingerprints.fingerprint('ValidationGate'),
     )
     transform_component = tfx.components.Transform(
         examples=example_gen.outputs['examples'],
         schema=validation_gate.outputs['validated_schema'],
-        custom_config=_with_fingerprint(transform.to_custom_config(), configs.TRANSFORM_CODE),
+        custom_config={
+            **transform.to_custom_config(),
+            CODE_FINGERPRINT: code_fingerprints.fingerprint('Transform'),
+        },
         **transform_code,
         # Per-pixel statistics of images are large and say little; ingestion stats suffice.
         disable_statistics=True,
@@ -141,6 +152,7 @@ def create_pipeline(
                 protocol=training.eval_protocol, sample_temperature=training.sample_temperature
             ),
             serving_dir or configs.serving_dir(source.dataset),
+            _join(pipeline_root, 'Trainer', 'checkpoints'),
             user_code,
             baseline_excludes_candidate,
         )
@@ -155,14 +167,19 @@ def create_pipeline(
     )
 
 
-def _with_fingerprint(custom_config: dict, code_patterns) -> dict:
-    """The component's options plus the hash of the code it imports: editing that code
-    invalidates the component's cache."""
-    return {**custom_config, CODE_FINGERPRINT: configs.code_fingerprint(code_patterns)}
+def _join(root: str, *parts: str) -> str:
+    """A path under a local root or a URI (gs://...), whose separator is '/' everywhere."""
+    return '/'.join([root.rstrip('/'), *parts])
 
 
 def _model_half(
-    transform, training, evaluation, serving_dir, user_code, baseline_excludes_candidate
+    transform,
+    training,
+    evaluation,
+    serving_dir,
+    checkpoint_root,
+    user_code,
+    baseline_excludes_candidate,
 ):
     trainer_code = (
         dict(run_fn=configs.TRAINER_FN)
@@ -178,7 +195,13 @@ def _model_half(
         base_model=start.outputs['model'] if start else None,
         train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=training.eval_steps),
-        custom_config=_with_fingerprint(training.to_custom_config(), configs.TRAINER_CODE),
+        # Checkpoints live under the pipeline root, not under one run's (or job's) outputs, so that
+        # a rerun or a resubmitted job resumes the same training.
+        custom_config={
+            **training.to_custom_config(),
+            CODE_FINGERPRINT: code_fingerprints.fingerprint('Trainer'),
+            CHECKPOINT_ROOT: checkpoint_root,
+        },
     )
     baseline = baseline_resolver(trainer.outputs['model'], baseline_excludes_candidate)
     nodes = [trainer, baseline] + ([start] if start else [])
@@ -188,15 +211,19 @@ def _model_half(
             examples=transform.outputs['transformed_examples'],
             transform_graph=transform.outputs['transform_graph'],
             epochs=evaluation.digit_classifier_epochs,
+            code_fingerprint=code_fingerprints.fingerprint('DigitClassifierTrainer'),
         )
         feature_network = classifier.outputs['feature_network']
         nodes.append(classifier)
     evaluator = GenerativeEvaluator(
         model=trainer.outputs['model'],
+        model_run=trainer.outputs['model_run'],
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         options=evaluation,
+        code_fingerprint=code_fingerprints.fingerprint('GenerativeEvaluator'),
         baseline_model=baseline.outputs['model'],
+        baseline_blessing=baseline.outputs['model_blessing'],
         feature_network=feature_network,
     )
     # Gated by model_blessing rather than tfx.dsl.Cond: the blessing check inside Pusher holds on

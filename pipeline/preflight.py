@@ -19,8 +19,8 @@ from pipeline import cli
 
 # Flags whose range no options object checks (nvae_tfx/options.py checks the rest). A flag
 # whose value is None is left to the preset or protocol.
-_POSITIVE = ('checkpoint_every_steps', 'digit_classifier_epochs', 'image_size')
-_NON_NEGATIVE = ('max_regression', 'max_nll', 'max_fid')
+_POSITIVE = ('digit_classifier_epochs', 'image_size')
+_NON_NEGATIVE = ('checkpoint_every_steps', 'nll_tolerance', 'fid_tolerance', 'max_nll', 'max_fid')
 
 
 def check_settings(args) -> None:

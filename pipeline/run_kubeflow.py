@@ -11,9 +11,9 @@ Compiling is offline: it writes a PipelineJob JSON and uploads nothing. Every co
 the image built from the Dockerfile, which holds this project, so no module files are
 packaged. The Trainer and the Evaluator (both run the NVAE) get the accelerator and CPU/memory
 given here; data components run Beam with the args after a bare '--' (default: the
-multi-processing DirectRunner inside their container). --iw_samples, --fid_samples and
---max_regression become the job's runtime parameters: their values here are the defaults,
-changeable per run without recompiling.
+multi-processing DirectRunner inside their container). --iw_samples, --fid_samples,
+--nll_tolerance and --fid_tolerance become the job's runtime parameters: their values here are
+the defaults, changeable per run without recompiling.
 
 Paths are read where the components run, not here: --pipeline_root, --serving_dir, --data_dir and
 --inception_weights must be URIs the containers reach (gs://...). A local path is refused unless
@@ -33,7 +33,8 @@ DEFAULT_BEAM_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_wor
 RUNTIME_PARAMETERS = {
     'num_iw_samples': 'iw_samples',
     'fid_num_samples': 'fid_samples',
-    'max_regression': 'max_regression',
+    'nll_tolerance': 'nll_tolerance',
+    'fid_tolerance': 'fid_tolerance',
 }
 # Nodes that run the NVAE and so get the Trainer's resources.
 MODEL_NODES = ('Trainer', 'GenerativeEvaluator')

@@ -1,7 +1,9 @@
 """GenerativeEvaluator's executor on hand-made Transform output (no pipeline): FID's real side
 is the whole reference split whatever the number of images scored, the protocol is recorded in
-the artifacts' properties and in metrics.json, and a baseline it cannot score is skipped with
-the reason on the blessing."""
+the artifacts' properties and in metrics.json, a baseline of other data is skipped with the
+reason on the blessing, one that cannot be read refuses the blessing, candidate and baseline
+share their draws, non-finite samples give a reason rather than a crash, and the best blessed
+metrics pass from blessing to blessing."""
 
 import json
 import os
@@ -57,47 +59,71 @@ def artifact(kind, uri, artifact_id=None):
     return a
 
 
-def saved_model(root, name, artifact_id, image_size=SIZE):
+def saved_model(root, name, artifact_id, image_size=SIZE, change=None):
+    """A tiny NVAE (the same weights each time) saved as a Model artifact; change(nvae) edits it
+    before saving."""
     model = artifact(standard_artifacts.Model, os.path.join(root, name), artifact_id)
     os.makedirs(os.path.dirname(export.keras_model_path(model.uri)))
     keras.utils.set_random_seed(0)
     nvae = NVAE(get_config('tiny', image_size=image_size))
     nvae.readjust_bn(num_passes=1, batch_size=2, temperature=0.5)  # as the Trainer exports it
+    if change:
+        change(nvae)
     keras.saving.save_model(nvae, export.keras_model_path(model.uri))
     return model
 
 
+OPTIONS = EvaluationOptions(
+    num_eval_examples=10,  # the scored images do not cap FID's real side
+    num_iw_samples=2,
+    fid_num_samples=8,
+    max_fid=1e9,
+    seed=3,
+)
+
+
 @pytest.fixture(scope='module')
-def evaluated(tmp_path_factory):
+def data(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('evaluator'))
-    examples, graph = write_transformed(root)
+    return root, write_transformed(root)
+
+
+def evaluate(data, name, candidate, baseline=None, baseline_blessing=None, options=OPTIONS):
+    """(feature network, evaluation, blessing, metrics.json text) of one executor run."""
+    root, (examples, graph) = data
     network = FakeNetwork('mnist_classifier', {'name': 'x', 'eval_accuracy': 0.5})
     patch = pytest.MonkeyPatch()
     patch.setattr(executor.Executor, '_feature_networks', staticmethod(lambda *_: [network]))
-    options = EvaluationOptions(
-        num_eval_examples=10,  # the scored images do not cap FID's real side
-        num_iw_samples=2,
-        fid_num_samples=8,
-        max_fid=1e9,
-        seed=3,
-    )
-    evaluation = artifact(standard_artifacts.ModelEvaluation, os.path.join(root, 'evaluation'))
-    blessing = artifact(standard_artifacts.ModelBlessing, os.path.join(root, 'blessing'))
-    candidate = saved_model(root, 'candidate', 1)
-    executor.Executor().Do(
-        {
-            'model': [candidate],
-            'baseline_model': [saved_model(root, 'baseline', 2, image_size=16)],
-            'examples': [artifact(standard_artifacts.Examples, examples)],
-            'transform_graph': [artifact(standard_artifacts.TransformGraph, graph)],
-        },
-        {'evaluation': [evaluation], 'blessing': [blessing]},
-        options.evaluator_parameters(),
-    )
-    patch.undo()
+    evaluation = artifact(standard_artifacts.ModelEvaluation, os.path.join(root, name, 'eval'))
+    blessing = artifact(standard_artifacts.ModelBlessing, os.path.join(root, name, 'blessing'))
+    try:
+        executor.Executor().Do(
+            {
+                'model': [candidate],
+                'baseline_model': [baseline] if baseline else [],
+                'baseline_blessing': [baseline_blessing] if baseline_blessing else [],
+                'examples': [artifact(standard_artifacts.Examples, examples)],
+                'transform_graph': [artifact(standard_artifacts.TransformGraph, graph)],
+            },
+            {'evaluation': [evaluation], 'blessing': [blessing]},
+            {**options.evaluator_parameters(), 'code_fingerprint': 'abc'},
+        )
+    finally:
+        patch.undo()
     with open(os.path.join(evaluation.uri, executor.METRICS_FILE)) as f:
         text = f.read()
     return network, evaluation, blessing, text
+
+
+@pytest.fixture(scope='module')
+def evaluated(data):
+    root = data[0]
+    return evaluate(
+        data,
+        'first',
+        saved_model(root, 'candidate', 1),
+        saved_model(root, 'baseline', 2, image_size=16),
+    )
 
 
 def test_fid_reference_is_the_whole_split_and_the_protocol_is_recorded(evaluated):
@@ -141,3 +167,72 @@ def test_a_baseline_that_cannot_be_scored_is_skipped_with_the_reason(evaluated):
     assert report['blessed'] and report['reasons'] == []
     assert blessing.get_custom_property('blessed') == 1
     assert os.path.exists(os.path.join(blessing.uri, 'BLESSED'))
+
+
+def test_candidate_and_baseline_share_their_draws_and_the_best_record_passes_on(data, evaluated):
+    """The same model, whose saved random stream is elsewhere, scores exactly the same beside
+    the candidate: its posterior and prior draws are the candidate's. Blessed; the best record
+    of the first blessing is read by the second and kept."""
+    root = data[0]
+    first_blessing = evaluated[2]
+
+    def advance_its_stream(nvae):
+        nvae.sample(5)
+        nvae.log_likelihood(np.zeros((2, SIZE, SIZE, 1), 'float32'), num_samples=3)
+
+    advanced = saved_model(root, 'advanced', 4, change=advance_its_stream)
+    _, _, blessing, text = evaluate(
+        data, 'paired', saved_model(root, 'again', 3), advanced, first_blessing
+    )
+    report = json.loads(text)
+    compared = ('nll_nats', 'neg_elbo_nats', 'fid_mnist_classifier', 'precision_mnist_classifier')
+    assert {k: report['baseline_metrics'][k] for k in compared} == {
+        k: report['metrics'][k] for k in compared
+    }
+    assert report['blessed'] and report['reasons'] == []
+    assert report['best_metrics_note'] == ''
+    best = json.loads(blessing.get_string_custom_property(executor.BEST_PROPERTY))
+    first = json.loads(first_blessing.get_string_custom_property(executor.BEST_PROPERTY))
+    assert best['protocol_key'] == first['protocol_key']
+    assert best['values']['nll_nats'] == {'value': report['metrics']['nll_nats'], 'model_id': 1}
+    assert blessing.get_string_custom_property(executor.RULE_PROPERTY) == report['rule']
+    assert 'of the best blessed value' in report['rule']
+
+
+def test_a_baseline_that_cannot_be_read_is_not_blessed_end_to_end(data):
+    root = data[0]
+    broken = saved_model(root, 'broken', 6)
+    with open(export.keras_model_path(broken.uri), 'wb') as f:
+        f.write(b'PK\x03\x04 truncated')
+    _, _, blessing, text = evaluate(data, 'broken', saved_model(root, 'candidate6', 5), broken)
+    report = json.loads(text)
+    assert not report['blessed']
+    assert report['reasons'][0].startswith(f'the last blessed model 6 ({broken.uri}) could not')
+    assert blessing.get_custom_property('blessed') == 0
+    assert os.path.exists(os.path.join(blessing.uri, 'NOT_BLESSED'))
+
+
+def test_non_finite_samples_are_a_reason_not_a_crash(data):
+    """A decoder that draws NaN: FID and precision/recall are NaN (not an error inside the
+    linear algebra), the count is recorded, and the model is not blessed."""
+    root = data[0]
+
+    def poison(nvae):
+        bn = nvae.postprocess[-1].branch.bn_out
+        bn.sampling_mean.assign(np.full(bn.sampling_mean.shape, np.nan, 'float32'))
+
+    _, evaluation, blessing, text = evaluate(
+        data, 'nan', saved_model(root, 'nan_samples', 7, change=poison)
+    )
+    report = json.loads(text)
+    metrics = report['metrics']
+    assert np.isfinite(metrics['nll_nats'])  # likelihoods use the training statistics
+    assert metrics['fid_mnist_classifier'] == 'nan' and metrics['recall_mnist_classifier'] == 'nan'
+    assert metrics['non_finite_samples'] == OPTIONS.fid_num_samples
+    assert not report['blessed']
+    assert report['reasons'] == [
+        'non-finite metrics: fid_mnist_classifier, precision_mnist_classifier, '
+        'recall_mnist_classifier'
+    ]
+    assert evaluation.get_custom_property('fid_mnist_classifier') == 'nan'
+    assert blessing.get_custom_property('blessed') == 0

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from nvae_tfx.options import PROTOCOLS, EvaluationOptions
-from pipeline import configs, run_kubeflow
+from nvae_tfx.options import PROTOCOLS
+from pipeline import code_fingerprints, configs, run_kubeflow
 
 IMAGE = 'europe-docker.pkg.dev/proj/repo/nvae-tfx:test'
 MODEL_TASKS = {'Trainer', 'GenerativeEvaluator'}
@@ -143,14 +143,16 @@ def test_runtime_parameters_with_their_defaults(gpu_job):
     assert definitions == {
         'iw_samples': {'type': 'INT'},
         'fid_samples': {'type': 'INT'},
-        'max_regression': {'type': 'DOUBLE'},
+        'nll_tolerance': {'type': 'DOUBLE'},
+        'fid_tolerance': {'type': 'DOUBLE'},
     }
     values = job['runtimeConfig']['parameters']
     # The cpu preset's protocol gives the generated count; the flag gives K.
     assert values == {
         'iw_samples': {'intValue': '1000'},
         'fid_samples': {'intValue': str(PROTOCOLS['quick'].fid_num_samples)},
-        'max_regression': {'doubleValue': EvaluationOptions.max_regression},
+        'nll_tolerance': {'doubleValue': PROTOCOLS['quick'].nll_tolerance},
+        'fid_tolerance': {'doubleValue': PROTOCOLS['quick'].fid_tolerance},
     }
     evaluator = tasks(job)['GenerativeEvaluator']['inputs']['parameters']
     assert evaluator['num_iw_samples'] == {'componentInputParameter': 'iw_samples'}
@@ -173,7 +175,7 @@ def test_code_comes_from_the_image_not_packaged_wheels(gpu_job):
     assert callable(_import(parameter(trainer, 'run_fn')))
     assert 'module_file' not in transform['inputs']['parameters']
     assert json.loads(parameter(transform, 'custom_config'))['code_fingerprint'] == (
-        configs.code_fingerprint(configs.TRANSFORM_CODE)
+        code_fingerprints.fingerprint('Transform')
     )
     assert not (tmp_path / 'root').exists()  # no _wheels
 

@@ -11,7 +11,13 @@ from model_code import schedules
 from model_code.config import get_config
 from model_code.distributions import Bernoulli, DiscretizedMixLogistic, Normal
 from model_code.flows import PairedFlow, autoregressive_mask
-from model_code.layers import Cell, Conv2D, FactorizedReduce, upsample_bilinear_align_corners
+from model_code.layers import (
+    BatchNorm,
+    Cell,
+    Conv2D,
+    FactorizedReduce,
+    upsample_bilinear_align_corners,
+)
 from model_code.optim import NVAEAdamax, WarmupCosine
 from model_code.regularizers import SpectralRegularizer
 
@@ -92,6 +98,35 @@ def test_weight_norm_starts_close_to_raw_kernel_and_follows_log_norm():
     conv.log_weight_norm.assign(np.zeros(6, 'float32'))
     eff = np_(conv.effective_kernel())
     np.testing.assert_allclose(np.sqrt((eff**2).sum(axis=(0, 1, 2))), np.ones(6), rtol=1e-4)
+
+
+def test_batch_norm_moves_running_statistics_as_pytorch_does():
+    """PyTorch (and NVAE's synchronized BatchNorm): normalise with the biased batch variance,
+    move the running variance with the unbiased one, running = 0.95 running + 0.05 batch. At
+    BatchNorm readjustment's batch of 2 on the 4x4 scale the two differ by 1/31."""
+    rng = np.random.RandomState(0)
+    x = (rng.randn(2, 4, 4, 3) * [1.0, 2.0, 0.5] + 3.0).astype('float32')
+    bn = BatchNorm(3, swish=False, sampling_state=True)
+    pixels = x.reshape(-1, 3)
+    biased, unbiased = pixels.var(0), pixels.var(0, ddof=1)
+
+    out = ops.convert_to_numpy(bn(x, training=True))
+    np.testing.assert_allclose(
+        out, (x - pixels.mean(0)) / np.sqrt(biased + 1e-5), rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(ops.convert_to_numpy(bn.moving_mean), 0.05 * pixels.mean(0), 1e-5)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(bn.moving_variance), 0.95 + 0.05 * unbiased, rtol=1e-5
+    )
+    # Readjustment (training mode on the sampling state) from the training statistics.
+    bn.reset_sampling_state()
+    moving_variance = ops.convert_to_numpy(bn.moving_variance)
+    bn(x, training=True, sampling_state=True)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(bn.sampling_variance),
+        0.95 * moving_variance + 0.05 * unbiased,
+        rtol=1e-5,
+    )
 
 
 def test_factorized_reduce_and_cells_change_shape_as_official():

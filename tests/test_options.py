@@ -16,7 +16,7 @@ from nvae_tfx.options import (
     TrainingOptions,
     TransformOptions,
 )
-from pipeline import cli, configs
+from pipeline import cli, code_fingerprints, configs
 
 
 def test_transform_options_cross_with_the_settings_of_their_dataset():
@@ -150,27 +150,57 @@ def test_pipeline_refuses_options_for_other_data(tmp_path):
     )
     [trainer] = [c for c in pipeline.components if c.id == 'Trainer']
     custom_config = json.loads(trainer.exec_properties['custom_config'])
-    assert custom_config[CODE_FINGERPRINT] == configs.code_fingerprint(configs.TRAINER_CODE)
+    assert custom_config[CODE_FINGERPRINT] == code_fingerprints.fingerprint('Trainer')
     assert TrainingOptions.from_custom_config(
         custom_config, train_steps=TrainingOptions.train_steps, eval_steps=1
     ) == TrainingOptions(binarization='static', eval_steps=1)
 
 
-def test_code_fingerprints_cover_the_library_and_the_module_directories():
-    def files(patterns):
-        import glob
+def test_each_component_fingerprints_exactly_the_code_it_runs(tmp_path):
+    """An edit to evaluation code reruns the Evaluator and leaves the Trainer (and so its cache
+    and its checkpoints) alone; an edit to model code reruns both; a component's own executor
+    is in its key."""
+    import shutil
 
-        return {
-            os.path.relpath(p, configs.PROJECT_ROOT)
-            for pattern in patterns
-            for p in glob.glob(os.path.join(configs.PROJECT_ROOT, pattern), recursive=True)
-        }
+    def closure(component):
+        return set(code_fingerprints.module_closure(code_fingerprints.ENTRY_MODULES[component]))
 
-    trainer, transform = files(configs.TRAINER_CODE), files(configs.TRANSFORM_CODE)
-    assert {'components/trainer/trainer_module.py', 'nvae_tfx/training/loop.py'} <= trainer
-    assert {'model_code/nvae.py', 'nvae_tfx/datasets.py'} <= trainer
-    assert {'components/transform/preprocessing.py', 'nvae_tfx/datasets.py'} <= transform
-    assert 'model_code/nvae.py' not in transform
+    trainer, evaluator = closure('Trainer'), closure('GenerativeEvaluator')
+    assert {'components.trainer.trainer_module', 'nvae_tfx.training.loop'} <= trainer
+    assert {'model_code.nvae', 'model_code.layers', 'nvae_tfx.data.transformed'} <= trainer
+    assert not [m for m in trainer if m.startswith('nvae_tfx.evaluation')]
+    assert {'components.evaluator.executor', 'nvae_tfx.evaluation.blessing'} <= evaluator
+    assert {'nvae_tfx.evaluation.fid', 'model_code.nvae'} <= evaluator
+    assert 'model_code.nvae' not in closure('Transform')
+    assert 'components.validation_gate' in closure('ValidationGate')
+
+    root = tmp_path / 'project'
+    for package in code_fingerprints.PACKAGES:
+        shutil.copytree(os.path.join(configs.PROJECT_ROOT, package), root / package)
+    before = {
+        c: code_fingerprints.fingerprint(c, str(root)) for c in code_fingerprints.ENTRY_MODULES
+    }
+    assert before == {c: code_fingerprints.fingerprint(c) for c in code_fingerprints.ENTRY_MODULES}
+
+    def edited(path):
+        with open(root / path, 'a') as f:
+            f.write('\n# edited\n')
+        after = {c: code_fingerprints.fingerprint(c, str(root)) for c in before}
+        before.update(after)
+        return {c for c in after if after[c] != changed_from[c]}
+
+    changed_from = dict(before)
+    assert edited('nvae_tfx/evaluation/blessing.py') == {'GenerativeEvaluator'}
+    changed_from = dict(before)
+    assert edited('model_code/layers.py') == {'Trainer', 'GenerativeEvaluator'}
+    changed_from = dict(before)
+    assert edited('components/evaluator/executor.py') == {'GenerativeEvaluator'}
+    changed_from = dict(before)
+    assert (
+        edited('nvae_tfx/options.py')
+        == {c for c in before if 'nvae_tfx.options' in closure(c)}
+        > {'Trainer', 'Transform', 'ImageExampleGen'}
+    )
 
 
 # --- presets and evaluation protocols: what each resolves to -----------------------------------

@@ -524,3 +524,11 @@ def test_run_summary_says_when_everything_was_cached(tmp_path):
     summary = report.run_summary(path, 'nvae')
     assert 'run-2' in summary.splitlines()[0]
     assert summary.endswith('Every component was cached: nothing ran, nothing was pushed again.')
+
+
+def test_checkpoints_at_epoch_ends_only_are_accepted():
+    from pipeline import preflight, run_local
+
+    preflight.check_settings(run_local.parse_args(['--checkpoint_every_steps=0']))
+    with pytest.raises(ValueError, match='checkpoint_every_steps must not be negative'):
+        preflight.check_settings(run_local.parse_args(['--checkpoint_every_steps=-1']))

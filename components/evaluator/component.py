@@ -12,7 +12,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.artifacts import FeatureNetwork
 from components.evaluator import executor
-from nvae_tfx.options import EvaluationOptions, field_type
+from nvae_tfx.options import CODE_FINGERPRINT, EvaluationOptions, field_type
 
 
 def _parameter(field) -> ExecutionParameter:
@@ -22,12 +22,19 @@ def _parameter(field) -> ExecutionParameter:
 
 
 class GenerativeEvaluatorSpec(types.ComponentSpec):
-    PARAMETERS = {f.name: _parameter(f) for f in EvaluationOptions.evaluator_fields()}
+    PARAMETERS = {
+        **{f.name: _parameter(f) for f in EvaluationOptions.evaluator_fields()},
+        # The hash of the code the executor runs (pipeline/code_fingerprints.py): in the cache
+        # key, and in the key of the protocol under which metrics are comparable.
+        CODE_FINGERPRINT: ExecutionParameter(type=str),
+    }
     INPUTS = {
         'model': ChannelParameter(type=standard_artifacts.Model),
+        'model_run': ChannelParameter(type=standard_artifacts.ModelRun, optional=True),
         'examples': ChannelParameter(type=standard_artifacts.Examples),
         'transform_graph': ChannelParameter(type=standard_artifacts.TransformGraph),
         'baseline_model': ChannelParameter(type=standard_artifacts.Model, optional=True),
+        'baseline_blessing': ChannelParameter(type=standard_artifacts.ModelBlessing, optional=True),
         'feature_network': ChannelParameter(type=FeatureNetwork, optional=True),
     }
     OUTPUTS = {
@@ -37,10 +44,12 @@ class GenerativeEvaluatorSpec(types.ComponentSpec):
 
 
 class GenerativeEvaluator(base_beam_component.BaseBeamComponent):
-    """Scores a trained NVAE on transformed examples and blesses it when all metrics are finite,
-    NLL <= max_nll and FID <= max_fid (on the primary feature network) where those are given, and
-    neither is worse than the baseline's by more than max_regression (a fraction); the settings
-    are an EvaluationOptions, whose fields are the execution parameters."""
+    """Scores a trained NVAE on transformed examples, and the last blessed model (baseline)
+    beside it, and blesses it by the rule of nvae_tfx/evaluation/blessing.py: finite metrics,
+    the thresholds given, and NLL and FID within their tolerances of the baseline's and of the
+    best blessed values (recorded on the baseline's blessing). The Trainer's summary (model_run)
+    must show training ended on finite losses. The settings are an EvaluationOptions, whose
+    fields are the execution parameters."""
 
     SPEC_CLASS = GenerativeEvaluatorSpec
     # A Beam executor spec because TFX's Evaluator executor, the base class, is a Beam executor.
@@ -52,17 +61,23 @@ class GenerativeEvaluator(base_beam_component.BaseBeamComponent):
         examples,
         transform_graph,
         options: EvaluationOptions,
+        code_fingerprint: str,
+        model_run=None,
         baseline_model=None,
+        baseline_blessing=None,
         feature_network=None,
     ):
         super().__init__(
             spec=GenerativeEvaluatorSpec(
                 model=model,
+                model_run=model_run,
                 examples=examples,
                 transform_graph=transform_graph,
                 baseline_model=baseline_model,
+                baseline_blessing=baseline_blessing,
                 feature_network=feature_network,
                 **options.evaluator_parameters(),
+                **{CODE_FINGERPRINT: code_fingerprint},
                 evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
                 blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             )

@@ -1,6 +1,9 @@
-"""GenerativeEvaluator's executor: evaluates candidate (and baseline) on identical data, writes
-metrics, sample and reconstruction grids, and the blessing."""
+"""GenerativeEvaluator's executor: scores the candidate, and the last blessed model beside it on
+the same images with the same seeds, writes metrics, sample and reconstruction grids, and the
+blessing with its rule, its reasons and the record of the best blessed metrics
+(nvae_tfx/evaluation/blessing.py)."""
 
+import dataclasses
 import json
 import math
 import os
@@ -8,6 +11,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx.components.evaluator import constants
@@ -15,18 +19,24 @@ from tfx.components.evaluator import executor as tfx_evaluator
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from nvae_tfx import datasets, images
+from nvae_tfx import datasets, images, strict_json
 from nvae_tfx.data import records, transformed
+from nvae_tfx.evaluation import blessing as blessing_rule
 from nvae_tfx.evaluation import feature_networks, generative_metrics
-from nvae_tfx.options import EvaluationOptions
+from nvae_tfx.options import CODE_FINGERPRINT, EvaluationOptions
+from nvae_tfx.tracing import graph_function
 from nvae_tfx.training import export
 
 METRICS_FILE = 'metrics.json'
 SAMPLES_PNG = 'samples.png'
 RECONSTRUCTIONS_PNG = 'reconstructions.png'
-REASONS_PROPERTY = 'reasons'  # on the blessing: why not blessed, empty when blessed
-# On the blessing, where a baseline was resolved but not compared: why.
+TRAINING_SUMMARY = 'training_summary.json'  # in the Trainer's model_run
+# On the blessing: why not blessed (empty when blessed); the rule applied; where a baseline was
+# resolved but not compared, why; the best blessed metrics of the protocol, this model's included.
+REASONS_PROPERTY = 'reasons'
+RULE_PROPERTY = 'rule'
 BASELINE_SKIPPED_PROPERTY = 'baseline_skipped'
+BEST_PROPERTY = 'best_metrics'
 REFERENCE_BATCH = 250  # real images per feature-network call
 
 
@@ -46,54 +56,6 @@ def set_metric_properties(artifact: types.Artifact, metrics: dict) -> None:
             artifact.set_string_custom_property(key, str(value))
 
 
-def strict_json(value):
-    """value with every non-finite float as its name ('nan', 'inf', '-inf'): JSON has no such
-    numbers, and strict parsers reject Python's NaN literals."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    return value
-
-
-def blessing_decision(
-    metrics: dict,
-    baseline: dict,
-    primary_fid: str,
-    max_nll: float | None,
-    max_fid: float | None,
-    max_regression: float,
-) -> list[str]:
-    """Reasons not to bless; empty means blessed. A threshold of None is not checked; baseline:
-    the last blessed model's metrics on the same data, {} when there is none to compare with;
-    primary_fid: the FID that max_fid and the comparison use, '' when none was measured."""
-    non_finite = generative_metrics.non_finite(metrics)
-    if non_finite:
-        return ['non-finite metrics: ' + ', '.join(non_finite)]
-    reasons = []
-    if max_nll is not None and metrics['nll_nats'] > max_nll:
-        reasons.append(f'nll_nats {metrics["nll_nats"]:.3f} > threshold {max_nll}')
-    if max_fid is not None and not primary_fid:
-        reasons.append(f'max_fid {max_fid} is set but no feature network measured FID')
-    elif max_fid is not None and metrics[primary_fid] > max_fid:
-        reasons.append(f'{primary_fid} {metrics[primary_fid]:.3f} > threshold {max_fid}')
-    for key in [k for k in ('nll_nats', primary_fid) if k and baseline]:
-        reference = baseline.get(key, math.nan)
-        # Every comparison with NaN is false: it must refuse, not let the candidate through.
-        if not math.isfinite(reference):
-            reasons.append(f'baseline {key} is {reference}: no comparison is possible')
-            continue
-        limit = reference + max_regression * abs(reference)
-        if metrics[key] > limit:
-            reasons.append(
-                f'{key} {metrics[key]:.3f} worse than baseline {reference:.3f} '
-                f'beyond tolerance {max_regression:.1%}'
-            )
-    return reasons
-
-
 def unscorable(config, image_shape: tuple, candidate_config) -> str:
     """Why a model with this config cannot be scored on these images beside the candidate
     (another dataset, image size or bit depth), '' if it can."""
@@ -109,6 +71,47 @@ def unscorable(config, image_shape: tuple, candidate_config) -> str:
     return ''
 
 
+@dataclasses.dataclass(frozen=True)
+class BaselineScore:
+    """The last blessed model scored beside the candidate, or why it was not."""
+
+    metrics: dict = dataclasses.field(default_factory=dict)
+    skipped: str = ''  # not compared, legitimately (another dataset, image size, bit depth)
+    refused: str = ''  # should have been compared but could not be: not blessed
+    readjusted: str = ''  # its BatchNorm readjusted as the candidate's was, and why
+
+
+def training_problems(model_run_uri: str) -> list[str]:
+    """Reasons in the Trainer's summary not to bless: training that ended on non-finite losses,
+    or no summary at all."""
+    path = os.path.join(model_run_uri, TRAINING_SUMMARY)
+    if not tf.io.gfile.exists(path):
+        return [f'{path} is missing: training did not record how it ended']
+    summary = json.loads(io_utils.read_string_file(path))
+    bad = sorted(
+        k
+        for k, v in summary.get('final', {}).items()
+        if isinstance(v, str) or not math.isfinite(v)  # strict JSON writes NaN as 'nan'
+    )
+    return [f'training ended with non-finite {", ".join(bad)} ({path})'] if bad else []
+
+
+def read_best(baseline_blessing, protocol_key: str) -> tuple[blessing_rule.Best | None, str]:
+    """(the best blessed metrics of this protocol, recorded on the last blessing; '') or
+    (None, why there is no record to compare with)."""
+    if baseline_blessing is None:
+        return None, ''
+    if not baseline_blessing.has_custom_property(BEST_PROPERTY):
+        return None, 'the last blessing records no best metrics'
+    best = blessing_rule.Best.from_json(baseline_blessing.get_string_custom_property(BEST_PROPERTY))
+    if best.protocol_key != protocol_key:
+        return None, (
+            'the best metrics on record were measured under another protocol (settings, '
+            'images, feature networks or evaluation code); the record starts again'
+        )
+    return best, ''
+
+
 class Executor(tfx_evaluator.Executor):
     def Do(
         self,
@@ -119,6 +122,8 @@ class Executor(tfx_evaluator.Executor):
         options = EvaluationOptions.from_evaluator_parameters(exec_properties)
         model = artifact_utils.get_single_instance(input_dict['model'])
         baseline = (input_dict.get('baseline_model') or [None])[0]
+        baseline_blessing = (input_dict.get('baseline_blessing') or [None])[0]
+        model_run = (input_dict.get('model_run') or [None])[0]
         evaluation = artifact_utils.get_single_instance(output_dict['evaluation'])
         blessing = artifact_utils.get_single_instance(output_dict['blessing'])
         examples_uri = artifact_utils.get_single_uri(input_dict['examples'])
@@ -148,6 +153,12 @@ class Executor(tfx_evaluator.Executor):
         measured_with = generative_metrics.protocol(
             options, dataset, len(nll_images), reference, networks
         )
+        protocol_key = blessing_rule.protocol_key(
+            measured_with,
+            nll_images,
+            {name: features.features for name, features in reference.items()},
+            exec_properties.get(CODE_FINGERPRINT, ''),
+        )
 
         def score(nvae):
             keras.utils.set_random_seed(options.seed)
@@ -157,56 +168,93 @@ class Executor(tfx_evaluator.Executor):
             return {**metrics, **measured_with}, grid
 
         metrics, grid = score(candidate)
-        baseline_metrics, baseline_skipped = {}, ''
+        compared = BaselineScore()
         if baseline is not None and baseline.id != model.id:
-            baseline_metrics, baseline_skipped = self._score_baseline(
-                baseline, score, nll_images.shape[1:], candidate.config
+            compared = self._score_baseline(
+                baseline, score, nll_images.shape[1:], candidate, options
             )
         elif baseline is not None:
             logging.info('Baseline is the candidate itself (Trainer cache hit): no comparison.')
+        best, best_note = read_best(baseline_blessing, protocol_key)
         primary_fid = next((f'fid_{n.name}' for n in networks), '')
-        reasons = blessing_decision(
-            metrics,
-            baseline_metrics,
-            primary_fid,
-            options.max_nll,
-            options.max_fid,
-            options.max_regression,
+        rule = blessing_rule.Rule(
+            options.max_nll, options.max_fid, options.nll_tolerance, options.fid_tolerance
         )
+        reasons = (
+            (training_problems(model_run.uri) if model_run is not None else [])
+            + ([compared.refused] if compared.refused else [])
+            + blessing_rule.decide(
+                metrics,
+                rule,
+                primary_fid,
+                compared.metrics,
+                best,
+                baseline.id if baseline is not None else None,
+            )
+        )
+        if not reasons:
+            best = (best or blessing_rule.Best(protocol_key, {})).updated(
+                metrics, model.id, blessing_rule.compared_metrics(primary_fid)
+            )
 
         report = {
             'metrics': metrics,
-            'baseline_metrics': baseline_metrics,
-            'baseline_skipped': baseline_skipped,
+            'baseline_metrics': compared.metrics,
+            'baseline_skipped': compared.skipped,
+            'baseline_readjusted': compared.readjusted,
+            'best_metrics': dataclasses.asdict(best) if best else None,
+            'best_metrics_note': best_note,
+            'rule': rule.text(primary_fid),
             'blessed': not reasons,
             'reasons': reasons,
         }
         self._write_evaluation(evaluation, candidate, report, grid, nll_images)
-        self._write_blessing(blessing, model, baseline, reasons, baseline_skipped)
+        self._write_blessing(blessing, model, baseline, report, best)
         logging.info(
             'Evaluation: %s; %s',
-            json.dumps(strict_json(metrics)),
+            strict_json.dumps(metrics),
             'BLESSED' if not reasons else 'NOT BLESSED: ' + '; '.join(reasons),
         )
 
     @staticmethod
-    def _score_baseline(baseline, score, image_shape, candidate_config) -> tuple[dict, str]:
-        """(metrics, '') of the last blessed model, or ({}, why it was skipped): a model this
-        code cannot load (saved by an older version) or cannot score on this data is reported,
-        not fatal; the candidate is then judged by the thresholds alone."""
+    def _score_baseline(
+        baseline, score, image_shape, candidate, options: EvaluationOptions
+    ) -> BaselineScore:
+        """The last blessed model scored as the candidate is. One that should be compared but
+        cannot be read (a storage error, a damaged file, a format this code cannot load) refuses
+        the blessing, unless options.bless_without_baseline; one that models other data is
+        skipped. Its BatchNorm is readjusted as the candidate's was where they differ, so that
+        both samples are drawn under one protocol."""
+        where = f'the last blessed model {baseline.id} ({baseline.uri})'
         try:
             nvae = load_nvae(baseline)
-        except Exception as e:  # noqa: BLE001  (Keras raises many kinds for an incompatible file)
-            why = f'this code cannot load it ({type(e).__name__}: {e})'
-        else:
-            why = unscorable(nvae.config, image_shape, candidate_config)
-            if not why and nvae.sampling_settings() is None:
-                why = 'it has no sampling state (its BatchNorm was never readjusted for sampling)'
-            if not why:
-                return score(nvae)[0], ''
-        skipped = f'baseline model {baseline.id} ({baseline.uri}) not compared: {why}'
-        logging.warning('%s', skipped)
-        return {}, skipped
+        except Exception as e:  # noqa: BLE001  (storage and Keras raise many kinds)
+            why = f'{where} could not be read ({type(e).__name__}: {e})'
+            logging.warning('%s', why)
+            if options.bless_without_baseline:
+                return BaselineScore(skipped=f'{why}; judged without it (bless_without_baseline)')
+            return BaselineScore(
+                refused=f'{why}: not blessed without that comparison (bless_without_baseline '
+                'allows it)'
+            )
+        why = unscorable(nvae.config, image_shape, candidate.config)
+        if why:
+            skipped = f'{where} not compared: {why}'
+            logging.warning('%s', skipped)
+            return BaselineScore(skipped=skipped)
+        ours, theirs = candidate.sampling_settings(), nvae.sampling_settings()
+        readjusted = ''
+        if theirs != ours:
+            nvae.reseed(options.seed)
+            nvae.readjust_bn(
+                ours['passes'], ours['batch'], ours['temperature'], compile_pass=graph_function
+            )
+            readjusted = (
+                f'{where} sampled after BatchNorm readjustment as the candidate ({ours}); '
+                f'its own: {theirs or "none"}'
+            )
+            logging.info('%s', readjusted)
+        return BaselineScore(metrics=score(nvae)[0], readjusted=readjusted)
 
     @staticmethod
     def _feature_networks(input_dict, options: EvaluationOptions) -> list:
@@ -221,8 +269,7 @@ class Executor(tfx_evaluator.Executor):
     @staticmethod
     def _write_evaluation(evaluation, candidate, report, grid, nll_images):
         io_utils.write_string_file(
-            os.path.join(evaluation.uri, METRICS_FILE),
-            json.dumps(strict_json(report), indent=1, allow_nan=False),
+            os.path.join(evaluation.uri, METRICS_FILE), strict_json.dumps(report, indent=1)
         )
         scale = 2 if candidate.config.image_size <= 32 else 1
         io_utils.write_bytes_file(
@@ -239,10 +286,11 @@ class Executor(tfx_evaluator.Executor):
         set_metric_properties(evaluation, report['metrics'])
 
     @staticmethod
-    def _write_blessing(blessing, model, baseline, reasons, baseline_skipped):
+    def _write_blessing(blessing, model, baseline, report, best):
         """The properties Pusher (blessed) and LatestBlessedModelStrategy (current_model_id) read,
-        and the marker file, as TFX's own Evaluator writes them; the reasons beside them."""
-        blessed = not reasons
+        and the marker file, as TFX's own Evaluator writes them; the rule, the reasons and the
+        best blessed metrics beside them."""
+        blessed = report['blessed']
         blessing.set_int_custom_property(
             constants.ARTIFACT_PROPERTY_BLESSED_KEY,
             constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE,
@@ -258,8 +306,13 @@ class Executor(tfx_evaluator.Executor):
             blessing.set_string_custom_property(
                 constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline.uri
             )
-        if baseline_skipped:
-            blessing.set_string_custom_property(BASELINE_SKIPPED_PROPERTY, baseline_skipped)
-        blessing.set_string_custom_property(REASONS_PROPERTY, '; '.join(reasons))
+        if report['baseline_skipped']:
+            blessing.set_string_custom_property(
+                BASELINE_SKIPPED_PROPERTY, report['baseline_skipped']
+            )
+        if best is not None:
+            blessing.set_string_custom_property(BEST_PROPERTY, best.to_json())
+        blessing.set_string_custom_property(RULE_PROPERTY, report['rule'])
+        blessing.set_string_custom_property(REASONS_PROPERTY, '; '.join(report['reasons']))
         marker = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
         io_utils.write_string_file(os.path.join(blessing.uri, marker), '')

@@ -18,10 +18,13 @@ class ImageExampleGen(FileBasedExampleGen):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
     DRIVER_CLASS = driver.Driver
 
-    def __init__(self, options: SourceOptions, input_base: str | None = None):
+    def __init__(
+        self, options: SourceOptions, input_base: str | None = None, code_fingerprint: str = ''
+    ):
         """input_base: where the executor's machine sees the source, when not where it is here
         (a container image). The runners check the source before they build the pipeline
-        (pipeline/preflight.py), the executor again where it reads it."""
+        (pipeline/preflight.py), the executor again where it reads it. code_fingerprint: the
+        hash of the code the executor runs, in the cache key."""
         super().__init__(
             input_base=input_base or sources.input_base(options),
             input_config=example_gen_pb2.Input(
@@ -30,5 +33,5 @@ class ImageExampleGen(FileBasedExampleGen):
                     for name, pattern in sources.input_patterns(options).items()
                 ]
             ),
-            custom_config=options.to_custom_config(),
+            custom_config=options.to_custom_config(code_fingerprint=code_fingerprint),
         )

@@ -3,8 +3,7 @@ Transform edits, change its cache key). Its custom_config is a TrainingOptions
 (nvae_tfx/options.py); the work is in nvae_tfx/training/.
 """
 
-import hashlib
-import json
+import contextlib
 import os
 
 import keras
@@ -12,29 +11,27 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
 
+from nvae_tfx import leases
 from nvae_tfx.data import records, transformed
-from nvae_tfx.options import TrainingOptions
+from nvae_tfx.options import CHECKPOINT_ROOT, TrainingOptions
 from nvae_tfx.training import checkpoints, export, loop, runtime
 
 
-def checkpoint_dir(fn_args) -> str:
-    """Stable across re-runs of the same training (new execution ids, same inputs and config):
-    <pipeline_root>/Trainer/checkpoints/<key>."""
-    key = hashlib.sha256(
-        json.dumps(
-            [
-                sorted(fn_args.train_files),
-                fn_args.transform_output,
-                fn_args.custom_config,
-                fn_args.train_steps,
-            ]
-            # A warm start from another model is another training.
-            + ([fn_args.base_model] if fn_args.base_model else []),
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:16]
-    trainer_root = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip('/')))
-    return os.path.join(trainer_root, 'checkpoints', key)
+def checkpoint_dir(fn_args, options: TrainingOptions) -> str:
+    """<checkpoint root under the pipeline root>/<training key>: the same for every rerun and
+    resubmitted job of the same training, whatever its execution or job id."""
+    key = checkpoints.training_key(
+        options.to_custom_config(),
+        options.train_steps,
+        transformed.content_fingerprint(fn_args.train_files),
+        fn_args.base_model,
+    )
+    return f'{fn_args.custom_config[CHECKPOINT_ROOT].rstrip("/")}/{key}'
+
+
+@contextlib.contextmanager
+def _nothing():
+    yield
 
 
 def run_fn(fn_args):
@@ -78,31 +75,35 @@ def run_fn(fn_args):
     elif options.warm_start:
         logging.info('Warm start: no blessed model yet; training from scratch.')
     chief = runtime.is_chief()
-    state = checkpoints.TrainingState(checkpoint_dir(fn_args), writer=chief)
-    summary = loop.train(
-        model,
-        lambda first_batch: transformed.training_stream(
-            fn_args.data_accessor,
-            fn_args.train_files,
-            tft_output,
+    state = checkpoints.TrainingState(checkpoint_dir(fn_args, options), writer=chief)
+    # The chief holds the checkpoint directory while it trains: another Trainer of the same
+    # training (a second job, a rerun elsewhere) waits for it, or fails, rather than both
+    # writing, and one deleting, the same checkpoint.
+    with leases.Lease(state.directory, note=fn_args.model_run_dir) if chief else _nothing():
+        summary = loop.train(
+            model,
+            lambda first_batch: transformed.training_stream(
+                fn_args.data_accessor,
+                fn_args.train_files,
+                tft_output,
+                options,
+                seed=config.seed,
+                first_batch=first_batch,
+            ),
             options,
-            seed=config.seed,
-            first_batch=first_batch,
-        ),
-        options,
-        state,
-        fn_args.model_run_dir,
-        eval_ds=eval_images(options.batch_size),
-        eval_images=monitored,
-        chief=chief,
-    )
-    logging.info('Training finished: %s', summary)
-    if chief:
-        if strategy.num_replicas_in_sync > 1:
-            model = export.single_device_copy(model)
-        export.readjust_bn(model, options)
-        export.export(model, fn_args.serving_model_dir, tft_output, options)
-        tf.io.gfile.rmtree(state.directory)  # the exported model supersedes the checkpoint
-    else:
-        tf.io.gfile.makedirs(fn_args.serving_model_dir)  # TFX checks the directory exists
+            state,
+            fn_args.model_run_dir,
+            eval_ds=eval_images(options.batch_size),
+            eval_images=monitored,
+            chief=chief,
+        )
+        logging.info('Training finished: %s', summary)
+        if chief:
+            if strategy.num_replicas_in_sync > 1:
+                model = export.single_device_copy(model)
+            export.readjust_bn(model, options)
+            export.export(model, fn_args.serving_model_dir, tft_output, options)
+            tf.io.gfile.rmtree(state.directory)  # the exported model supersedes the checkpoint
+        else:
+            tf.io.gfile.makedirs(fn_args.serving_model_dir)  # TFX checks the directory exists
     runtime.wait_for_all_workers(strategy)

@@ -3,6 +3,8 @@ per-step randomness, dynamic binarization and random flip, where it belongs; for
 stream that a resumed Trainer continues) and whole splits in memory for the Evaluator and the
 digit classifier."""
 
+import hashlib
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -127,3 +129,22 @@ def read_transformed_split(examples_uri: str, transform_graph_uri: str, split: s
     """{feature: np.ndarray} of one split of Transform's materialised output."""
     batches = list(transformed_batches(examples_uri, transform_graph_uri, split, limit))
     return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+
+
+def content_fingerprint(file_patterns) -> str:
+    """The records of these files as a set, hashed: equal for the same data however Transform
+    split it into files and ordered it (multi-process Beam writes a rerun's records into other
+    shards), different for any record changed, added or removed."""
+    files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
+    total, count = 0, 0
+    for compression in ('GZIP', ''):
+        chosen = [f for f in files if f.endswith('.gz') == (compression == 'GZIP')]
+        if not chosen:
+            continue
+        batches = tf.data.TFRecordDataset(chosen, compression_type=compression).batch(4096)
+        for batch in batches.as_numpy_iterator():
+            for record in batch:
+                digest = hashlib.blake2b(record, digest_size=8).digest()
+                total = (total + int.from_bytes(digest, 'little')) % 2**64
+            count += len(batch)
+    return f'{count}:{total:016x}'

@@ -115,11 +115,17 @@ def sample_quality(
     """FID (all images) and k-NN precision/recall per feature network; keys name the network.
     Precision/recall compare equal numbers of generated and real images, as Kynkäänniemi et al.
     do (the k-th neighbour radii shrink as a set grows): all of the smaller set and a seeded
-    random choice from the larger."""
+    random choice from the larger. Non-finite features (from non-finite samples) give NaN
+    metrics, which no blessing passes, rather than an error inside the linear algebra."""
     metrics = {}
     rng = np.random.RandomState(seed)
     for network in networks:
         g, r = generated[network.name], reference[network.name]
+        if not np.isfinite(g.features).all():
+            metrics.update(
+                {f'{m}_{network.name}': math.nan for m in ('fid', 'precision', 'recall')}
+            )
+            continue
         n = min(len(g.features), len(r.features))
         pr = precision_recall.precision_recall(
             _subset(r.features, n, rng), _subset(g.features, n, rng)
@@ -147,25 +153,44 @@ def evaluate(
     """(metrics, samples for the grid) of one model. nll_images are what the likelihoods score
     (binarized MNIST); reference the real images' features per network (features_by_network),
     against which the decoder's mean images are compared, as the official FID does."""
+    # Every model draws from the same seed: models scored side by side share the draws of
+    # their posterior samples and of their prior samples, so that noise is paired.
+    model.reseed(options.seed)
     metrics = {
         **sampling_state(model),
         **likelihoods(model, nll_images, options.num_iw_samples, batch_size),
     }
     if networks:
+        counter = NonFiniteCounter()
         generated = features_by_network(
             networks,
-            sample_batches(
-                model,
-                options.fid_num_samples,
-                options.sample_temperature,
-                batch_size,
-                True,
-                options.seed,
+            map(
+                counter,
+                sample_batches(
+                    model,
+                    options.fid_num_samples,
+                    options.sample_temperature,
+                    batch_size,
+                    True,
+                    options.seed,
+                ),
             ),
         )
         metrics.update(sample_quality(generated, reference, networks, options.seed))
+        metrics['non_finite_samples'] = counter.count
     grid = samples(model, GRID_SAMPLES, options.sample_temperature, batch_size, options.seed)
     return metrics, grid
+
+
+class NonFiniteCounter:
+    """Passes image batches through, counting the images with a non-finite pixel."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        self.count += int((~np.isfinite(images.reshape(len(images), -1))).any(axis=1).sum())
+        return images
 
 
 def protocol(
@@ -205,8 +230,3 @@ def protocol(
             if key != 'name':
                 record[f'{network.name}_{key}'] = value
     return record
-
-
-def non_finite(metrics: dict) -> list[str]:
-    """Names of the numeric values that are NaN or infinite."""
-    return [k for k, v in metrics.items() if isinstance(v, (int, float)) and not math.isfinite(v)]

@@ -36,6 +36,18 @@ def fingerprint(config) -> str:
     return digest.hexdigest()[:16]
 
 
+def training_key(options: dict, train_steps: int, data: str, base_model: str | None) -> str:
+    """Which training a checkpoint belongs to, the same for every run and job that would train
+    the same model: its options (TrainingOptions.to_custom_config), steps, training data (its
+    content, not where a run wrote it) and, for a warm start, the model it starts from. Not the
+    code: a checkpoint of other model code is refused when read (written_by_other_code), while
+    edits elsewhere (evaluation, logging) leave the training to resume."""
+    identity = {'options': options, 'train_steps': train_steps, 'data': data}
+    if base_model:
+        identity['base_model'] = base_model
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _variables(model):
     # variables, not weights: the seed generators' states too, so that a resumed run draws the
     # model noise the uninterrupted run would have drawn.
