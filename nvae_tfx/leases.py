@@ -27,7 +27,11 @@ LEASES = '.leases'
 
 
 class Held(RuntimeError):
-    """Another process holds the directory."""
+    """Another process holds the directory; holder_text says which."""
+
+    def __init__(self, message: str, holder_text: str):
+        super().__init__(message)
+        self.holder_text = holder_text
 
 
 def _alive(pid: int) -> bool:
@@ -115,11 +119,12 @@ class Lease:
             # again after different pauses.
             tf.io.gfile.remove(self.path)
             if time.time() >= deadline:
-                raise Held(
-                    f'{self.directory} is in use by another process ({other["host"]}, process '
-                    f'{other["pid"]}{", " + other["note"] if other.get("note") else ""}; its lease '
-                    f'was renewed {other["renewed_s_ago"]} s ago)'
+                holder = (
+                    f'process {other["pid"]} on {other["host"]}'
+                    + (f', {other["note"]}' if other.get('note') else '')
+                    + f'; its lease was renewed {other["renewed_s_ago"]} s ago'
                 )
+                raise Held(f'{self.directory} is in use by another process ({holder})', holder)
             logging.info('%s is in use by %s; waiting.', self.directory, other)
             time.sleep(self.poll_s * random.uniform(0.5, 1.5))
         self._renewer = threading.Thread(target=self._renew, daemon=True)

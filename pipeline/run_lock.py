@@ -2,9 +2,11 @@
 
 Two runs writing the same ML Metadata store, pipeline root (the Trainer's checkpoints) or serving
 directory would corrupt each other: one run's cleanup deletes the other's checkpoint, both push.
-A run therefore holds an exclusive lock on each of them (an flock on a file beside it, which the
-kernel releases when the process ends however it ends) for as long as it runs; a second run
-refuses with the holder's process id, or waits (--wait).
+A run therefore holds each of them for as long as it runs; a second run refuses with the
+holder's process id, or waits (--wait). A local path is held by an flock, which the kernel
+releases when the process ends however it ends, on a file in a directory of its own beside the
+path (.nvae-tfx-locks/), where it cannot clobber a file of the user's. A remote one (gs://) is
+held by a lease (nvae_tfx/leases.py), which another machine's run sees too.
 
 Holding the locks also proves that no other run is alive, so executions that ML Metadata still
 records as RUNNING were left by a run that was killed: they are marked CANCELED with a note.
@@ -15,7 +17,7 @@ import datetime
 import fcntl
 import os
 
-LOCK_SUFFIX = '.lock'
+LOCK_DIRECTORY = '.nvae-tfx-locks'
 # The custom property that says why an execution was marked CANCELED.
 ABANDONED_PROPERTY = 'abandoned'
 
@@ -25,35 +27,64 @@ class Busy(RuntimeError):
 
 
 def lock_file(path: str) -> str:
-    """The lock of a file or directory lives beside it (never inside a serving directory, whose
-    entries are model versions)."""
-    return os.path.abspath(path).rstrip(os.sep) + LOCK_SUFFIX
+    """The lock of a local file or directory: in a directory of its own beside it (never inside
+    a serving directory, whose entries are model versions)."""
+    path = os.path.abspath(path).rstrip(os.sep)
+    return os.path.join(os.path.dirname(path), LOCK_DIRECTORY, os.path.basename(path) + '.lock')
+
+
+def _busy(path: str, holder: str) -> Busy:
+    return Busy(
+        f'{path} is in use by another run ({holder}); wait for it to finish, run again with '
+        '--wait, or choose other outputs'
+    )
 
 
 @contextlib.contextmanager
 def hold(paths, wait: bool = False):
-    """Holds the locks of the local paths among `paths` (remote ones are skipped) for the block.
-    Raises Busy naming the path and the process that holds it, unless `wait`."""
-    locks = sorted({lock_file(p) for p in paths if p and '://' not in p})  # one order: no deadlock
+    """Holds every path in `paths` for the block. Raises Busy naming the path and the process
+    that holds it, unless `wait`."""
+    paths = sorted({p for p in paths if p})  # one order: no deadlock
     with contextlib.ExitStack() as stack:
-        for name in locks:
-            os.makedirs(os.path.dirname(name), exist_ok=True)
-            f = stack.enter_context(open(name, 'a+'))
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                f.seek(0)
-                holder = f.read().strip() or 'another process'
-                raise Busy(
-                    f'{name[: -len(LOCK_SUFFIX)]} is in use by another run ({holder}); wait for '
-                    'it to finish, run again with --wait, or choose other outputs'
-                ) from None
-            f.seek(0)
-            f.truncate()
-            started = datetime.datetime.now().isoformat(timespec='seconds')
-            f.write(f'process {os.getpid()}, started {started}\n')
-            f.flush()
+        for path in paths:
+            if '://' in path:
+                stack.enter_context(_lease(path, wait))
+            else:
+                stack.enter_context(_flock(path, wait))
         yield
+
+
+@contextlib.contextmanager
+def _flock(path: str, wait: bool):
+    name = lock_file(path)
+    os.makedirs(os.path.dirname(name), exist_ok=True)
+    with open(name, 'a+') as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.seek(0)
+            raise _busy(path, f.read().strip() or 'another process') from None
+        f.seek(0)
+        f.truncate()
+        started = datetime.datetime.now().isoformat(timespec='seconds')
+        f.write(f'process {os.getpid()}, started {started}\n')
+        f.flush()
+        yield
+
+
+@contextlib.contextmanager
+def _lease(uri: str, wait: bool):
+    from nvae_tfx import leases  # imports TensorFlow: only for remote outputs
+
+    lease = leases.Lease(uri, note='a pipeline run', wait_s=float('inf') if wait else 0.0)
+    try:
+        lease.acquire()
+    except leases.Held as e:
+        raise _busy(uri, e.holder_text) from None
+    try:
+        yield
+    finally:
+        lease.release()
 
 
 def cancel_abandoned_executions(store, pipeline_name: str) -> list:

@@ -49,10 +49,13 @@ ALLOWED = {
         'writes into an in-memory buffer, which goes to the checkpoint file through tf.io.gfile'
     ),
     ('pipeline/configs.py', '<module>', 'os.path.abspath'): "this module's own location",
-    ('pipeline/configs.py', 'code_fingerprint', 'glob.glob'): (
+    ('pipeline/code_fingerprints.py', '_source', 'os.path.isfile'): (
         "the project's source files, hashed where the pipeline is built"
     ),
-    ('pipeline/configs.py', 'code_fingerprint', 'open'): (
+    ('pipeline/code_fingerprints.py', '_imported', 'open'): (
+        "the project's source files, hashed where the pipeline is built"
+    ),
+    ('pipeline/code_fingerprints.py', 'fingerprint', 'open'): (
         "the project's source files, hashed where the pipeline is built"
     ),
     ('pipeline/cli.py', 'local_path', 'os.path.abspath'): 'only paths that are not URIs',
@@ -73,10 +76,10 @@ ALLOWED = {
     ('pipeline/run_local.py', 'main', 'os.path.abspath'): 'the SQLite ML Metadata file, local',
     ('pipeline/run_local.py', '_run', 'os.path.exists'): 'the SQLite ML Metadata file, local',
     ('pipeline/run_lock.py', 'lock_file', 'os.path.abspath'): (
-        'flock works on local files only; remote outputs are not locked (hold skips them)'
+        'flock works on local files only; remote outputs are held by a lease (hold)'
     ),
-    ('pipeline/run_lock.py', 'hold', 'os.makedirs'): 'lock files, local (flock)',
-    ('pipeline/run_lock.py', 'hold', 'open'): 'lock files, local (flock)',
+    ('pipeline/run_lock.py', '_flock', 'os.makedirs'): 'lock files, local (flock)',
+    ('pipeline/run_lock.py', '_flock', 'open'): 'lock files, local (flock)',
     ('pipeline/run_kubeflow.py', 'compile_pipeline', 'os.path.abspath'): (
         'the compiled job file, written on this machine'
     ),

@@ -182,9 +182,33 @@ def test_a_second_run_on_the_same_outputs_is_refused_or_waits(tmp_path):
         released = time.time()
     waiting.join(10)
     assert entered and entered[0] >= released
-    # Remote outputs are not locked here (no shared file system to lock them on).
-    with run_lock.hold(['gs://bucket/root']):
-        assert not os.path.exists('gs:')
+
+
+def test_locks_never_touch_a_file_of_the_users(tmp_path):
+    """A lock lives in a directory of its own: a user's `<output>.lock` stays as it was."""
+    mine = tmp_path / 'metadata.sqlite.lock'
+    mine.write_text('my notes')
+    with run_lock.hold([str(tmp_path / 'metadata.sqlite'), str(tmp_path / 'serving')]):
+        locks = sorted(os.listdir(tmp_path / run_lock.LOCK_DIRECTORY))
+    assert mine.read_text() == 'my notes'
+    assert locks == ['metadata.sqlite.lock', 'serving.lock']
+
+
+def test_remote_outputs_are_held_by_a_lease_another_machine_sees(tmp_path):
+    """A URI output (file:// here; gs:// alike through tf.io.gfile) is leased: a second run is
+    refused while the first holds it, and gets it once the first is done."""
+    from nvae_tfx import leases
+
+    root = f'file://{tmp_path}/root'
+    with run_lock.hold([root]):
+        [lease] = os.listdir(tmp_path / 'root' / leases.LEASES)
+        # Another machine's run: its lease file is what this one's hold lists.
+        with pytest.raises(run_lock.Busy, match=f'process {os.getpid()} on '):
+            with run_lock.hold([root]):
+                pass
+    assert os.listdir(tmp_path / 'root' / leases.LEASES) == []
+    with run_lock.hold([root]):
+        pass
 
 
 def test_executions_a_killed_run_left_running_are_marked_canceled(tmp_path):

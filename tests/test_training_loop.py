@@ -20,7 +20,7 @@ import tensorflow as tf
 import model_code
 from components.trainer import trainer_module
 from nvae_tfx.data import records, transformed
-from nvae_tfx.options import TrainingOptions
+from nvae_tfx.options import CHECKPOINT_ROOT, TrainingOptions
 from nvae_tfx.training import checkpoints, export, guard, loop
 
 STEPS_PER_EPOCH = 5
@@ -182,21 +182,42 @@ def test_model_is_not_exported_without_a_finite_sampling_state(tmp_path, broken)
     assert not os.path.exists(tmp_path / 'Format-Serving')
 
 
-def test_checkpoint_dir_is_stable_across_executions():
-    def fn_args(run_id, steps=100):
+def write_records(directory, records_by_file):
+    os.makedirs(directory)
+    for i, shard in enumerate(records_by_file):
+        with tf.io.TFRecordWriter(f'{directory}/part-{i}.gz', options='GZIP') as writer:
+            for record in shard:
+                writer.write(record)
+    return [f'{directory}/*']
+
+
+def test_the_checkpoint_directory_belongs_to_the_training_not_the_run(tmp_path):
+    """The same training (options, steps, data) in another execution or another job, whose
+    Transform wrote the same records into other files in another order, resumes from the same
+    checkpoint directory under the pipeline root; other data or steps do not."""
+    examples = [f'example {i}'.encode() for i in range(10)]
+
+    def fn_args(files, job, base_model=None):
         return SimpleNamespace(
-            train_files=['/r/Transform/transformed_examples/6/Split-train/*'],
-            transform_output='/r/Transform/transform_graph/6',
-            custom_config={'preset': 'tiny'},
-            train_steps=steps,
-            model_run_dir=f'/r/Trainer/model_run/{run_id}',
-            base_model=None,
+            train_files=files,
+            custom_config={CHECKPOINT_ROOT: 'gs://b/root/Trainer/checkpoints'},
+            model_run_dir=f'gs://b/root/0/{job}/Trainer_1/model_run',
+            base_model=base_model,
         )
 
-    first = trainer_module.checkpoint_dir(fn_args(7))
-    assert first.startswith('/r/Trainer/checkpoints/')
-    assert trainer_module.checkpoint_dir(fn_args(12)) == first
-    assert trainer_module.checkpoint_dir(fn_args(12, steps=200)) != first
+    options = tiny(100)
+    first_job = write_records(tmp_path / 'job1', [examples[:6], examples[6:]])
+    other_job = write_records(tmp_path / 'job2', [examples[::-1]])
+    other_data = write_records(tmp_path / 'job3', [examples[:9] + [b'changed']])
+    first = trainer_module.checkpoint_dir(fn_args(first_job, 'job1'), options)
+    assert first.startswith('gs://b/root/Trainer/checkpoints/')
+    assert trainer_module.checkpoint_dir(fn_args(other_job, 'job2'), options) == first
+    assert trainer_module.checkpoint_dir(fn_args(other_data, 'job3'), options) != first
+    assert trainer_module.checkpoint_dir(fn_args(first_job, 'job1'), tiny(200)) != first
+    assert (
+        trainer_module.checkpoint_dir(fn_args(first_job, 'job1', base_model='gs://b/m/1'), options)
+        != first
+    )
 
 
 class InMemoryAccessor:
@@ -235,29 +256,65 @@ def test_training_stream_continues_at_any_batch():
     assert not np.array_equal(epoch_0, epoch_2)
 
 
-def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
-    options = tiny(8, checkpoint_every_steps=2)
+def test_a_run_resumed_inside_an_epoch_trains_exactly_as_an_uninterrupted_one(tmp_path):
+    """Killed after the checkpoint at step 6, inside the second epoch of 5 steps, with epoch-end
+    validation and epoch images drawing random numbers: the resumed run finishes that epoch at
+    step 10, as the uninterrupted run does, and ends with the same weights, bit for bit, and
+    the same validation losses."""
+    options = tiny(12, checkpoint_every_steps=3)
     stream = digit_stream(options)
+    grey = np.random.RandomState(2).rand(16, 32, 32, 1).astype(np.float32)
+    validation = (grey > 0.5).astype(np.float32)
 
     def train(name, data, state_dir):
         keras.utils.set_random_seed(0)  # the same initial weights for every run
         model = tiny_model(options)
         state = checkpoints.TrainingState(str(tmp_path / state_dir))
-        summary = loop.train(model, data, options, state, str(tmp_path / f'logs-{name}'))
+        summary = loop.train(
+            model,
+            data,
+            options,
+            state,
+            str(tmp_path / f'logs-{name}'),
+            eval_ds=tf.data.Dataset.from_tensor_slices(validation).batch(8),
+            eval_images=validation,
+        )
         return model, summary
 
-    whole, _ = train('whole', stream, 'whole')
-    # The first run dies reading its 6th batch, after the epoch-end checkpoint at step 5.
+    whole, whole_summary = train('whole', stream, 'whole')
+    # The first run dies reading its 8th batch, after the checkpoint at step 6 (batch 6).
     dies = tf.data.Dataset.from_tensors(tf.fill([8, 32, 32, 1], np.nan)).map(
         lambda b: tf.debugging.check_numerics(b, 'killed')
     )
     with pytest.raises(tf.errors.InvalidArgumentError, match='killed'):
-        train('part', lambda first: stream(first).take(5 - first).concatenate(dies), 'parts')
+        train('part', lambda first: stream(first).take(7 - first).concatenate(dies), 'parts')
     resumed, summary = train('resumed', stream, 'parts')
-    assert summary['resumed_from_step'] == summary['resumed_from_batch'] == 5
-    assert summary['steps'] == 8
+    assert summary['resumed_from_step'] == summary['resumed_from_batch'] == 6
+    assert summary['steps'] == whole_summary['steps'] == 12
     for a, b in zip(whole.weights, resumed.weights, strict=True):
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(a), err_msg=a.path)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(resumed.seed_generator.state),
+        keras.ops.convert_to_numpy(whole.seed_generator.state),
+    )
+    # The last epoch (steps 10-12) is whole in both runs: its validation loss is the same.
+    assert summary['final']['val_loss'] == whole_summary['final']['val_loss']
+
+
+def test_checkpoints_at_epoch_ends_only(tmp_path, monkeypatch):
+    saved = []
+    monkeypatch.setattr(
+        checkpoints.TrainingState, 'save', lambda self, model, batches: saved.append(batches)
+    )
+    options = tiny(12, checkpoint_every_steps=0)
+    loop.train(
+        tiny_model(options),
+        from_start(digits_dataset()),
+        options,
+        checkpoints.TrainingState(str(tmp_path / 'state')),
+        str(tmp_path / 'logs'),
+    )
+    assert saved == [5, 10, 12]  # two epoch ends, and the last (stopped) epoch's end
 
 
 def test_checkpoint_of_other_model_code_is_not_resumed(tmp_path, monkeypatch, caplog):

@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 
 import numpy as np
@@ -16,7 +18,13 @@ from nvae_tfx.evaluation import feature_networks
 from pipeline import configs, run_kubeflow
 from tests import cel
 from tests.local_gcs import LocalGcs
-from tests.vertex_launcher import Image, MetadataStore, VertexLauncher, build_context
+from tests.vertex_launcher import (
+    Image,
+    MetadataStore,
+    TaskFailed,
+    VertexLauncher,
+    build_context,
+)
 
 BUCKET = 'nvae-vertex'
 IMAGE = 'local/nvae-tfx:test'
@@ -456,6 +464,41 @@ def test_the_second_run_is_compared_with_the_first_blessed_model(mnist_runs):
     assert compared['nll_nats'] == pytest.approx(first_report['metrics']['nll_nats'], rel=1e-3)
     pushed = second.output('Pusher', 'pushed_model').metadata
     assert report['blessed'] == bool(blessing.metadata['blessed']) == bool(pushed['pushed'])
+
+
+@pytest.mark.extended
+def test_a_resubmitted_job_resumes_the_killed_jobs_training(tmp_path, gcs, image):
+    """A job killed while its Trainer trains, submitted again (a new job id, its data half run
+    again into new directories): the new Trainer resumes from the killed one's checkpoint,
+    which lives under the pipeline root, keyed by the training, and is removed once exported."""
+    launcher = VertexLauncher(image, str(tmp_path / 'launcher'), env=gcs.environment())
+    steps = ['--train_steps=60', '--steps_per_epoch=20', '--checkpoint_every_steps=5']
+    job = compile_job(str(tmp_path), 'resume', *MNIST_FLAGS, *steps)
+    checkpoints = f'gs://{BUCKET}/resume/Trainer/checkpoints/*/training_state.npz'
+    failed = []
+
+    def first_job():
+        try:
+            launcher.run(job, log=print)
+        except TaskFailed as e:
+            failed.append(str(e))
+
+    runner = threading.Thread(target=first_job)
+    runner.start()
+    deadline = time.time() + 1800
+    while not tf.io.gfile.glob(checkpoints) and time.time() < deadline and runner.is_alive():
+        time.sleep(0.5)
+    assert tf.io.gfile.glob(checkpoints), 'the first job wrote no checkpoint'
+    launcher.kill_running('Trainer')
+    runner.join()
+    assert failed and failed[0].startswith('Trainer: executor exited with -9')
+
+    second = launcher.run(job, log=print)
+    assert {n: t.state for n, t in second.tasks.items() if t.state != 'SUCCEEDED'} == {}
+    model_run = second.output('Trainer', 'model_run').uri
+    summary = read_json(f'{model_run}/training_summary.json')
+    assert 5 <= summary['resumed_from_step'] < 60 and summary['steps'] == 60
+    assert tf.io.gfile.glob(checkpoints) == []  # the exported model superseded it
 
 
 def copy_tree(local_dir, uri):

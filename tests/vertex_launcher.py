@@ -40,6 +40,7 @@ import random
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -429,6 +430,11 @@ class VertexLauncher:
         self.metadata = MetadataStore(os.path.join(self.workspace, 'metadata.sqlite'))
         self.env = dict(env or {})
         self.timeout = timeout
+        self.running = {}  # {task: its container process}, while it runs
+
+    def kill_running(self, task: str) -> None:
+        """Kills a task's container as a preempted or cancelled Vertex job's is killed."""
+        os.killpg(self.running[task].pid, signal.SIGKILL)
 
     def run(self, job, parameter_values: dict | None = None, log=print) -> PipelineRun:
         if isinstance(job, str):
@@ -665,23 +671,26 @@ class _Run:
         with open(log_path, 'a') as log:
             log.write(f'$ {shlex.join(argv)[:2000]}\n')
             log.flush()
+            process = subprocess.Popen(
+                argv,
+                cwd=image.map_paths(image.root),
+                env=image.environment(self.launcher.env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a group of its own, which kill_running ends
+            )
+            self.launcher.running[name] = process
             try:
-                result = subprocess.run(
-                    argv,
-                    cwd=image.map_paths(image.root),
-                    env=image.environment(self.launcher.env),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=self.launcher.timeout,
-                )
+                returncode = process.wait(timeout=self.launcher.timeout)
             except subprocess.TimeoutExpired as e:
+                process.kill()
                 raise TaskFailed(f'{name}: {role} ran past {e.timeout} s; log: {log_path}') from e
-        if result.returncode:
+            finally:
+                del self.launcher.running[name]
+        if returncode:
             with open(log_path) as f:
                 tail = ''.join(f.readlines()[-40:])
-            raise TaskFailed(
-                f'{name}: {role} exited with {result.returncode}; log: {log_path}\n{tail}'
-            )
+            raise TaskFailed(f'{name}: {role} exited with {returncode}; log: {log_path}\n{tail}')
 
     def _substitute(self, arg, executor_input):
         image = self.launcher.image

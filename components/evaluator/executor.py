@@ -112,6 +112,52 @@ def read_best(baseline_blessing, protocol_key: str) -> tuple[blessing_rule.Best 
     return best, ''
 
 
+@dataclasses.dataclass(frozen=True)
+class Scoring:
+    """What every model of one evaluation is scored on and how: the images the likelihoods
+    score, the real images' features per feature network, the options (K, samples, seed) and
+    the record of the protocol."""
+
+    options: EvaluationOptions
+    nll_images: np.ndarray
+    networks: list
+    reference: dict
+    measured_with: dict
+
+    @classmethod
+    def prepare(cls, options, examples_uri, transform_graph_uri, networks, dataset) -> 'Scoring':
+        data = transformed.read_transformed_split(
+            examples_uri, transform_graph_uri, options.split, limit=options.num_eval_examples
+        )
+        real = np.asarray(transformed.to_model_images(data[records.IMAGE]))
+        nll_images = datasets.fixed_binarize(real, options.seed) if dataset == 'mnist' else real
+        reference = {}
+        if networks:
+            batches = transformed.transformed_batches(
+                examples_uri,
+                transform_graph_uri,
+                options.fid_reference_split,
+                limit=options.fid_reference_examples,
+                batch_size=REFERENCE_BATCH,
+            )
+            reference = generative_metrics.features_by_network(
+                networks,
+                (np.asarray(transformed.to_model_images(b[records.IMAGE])) for b in batches),
+            )
+        measured_with = generative_metrics.protocol(
+            options, dataset, len(nll_images), reference, networks
+        )
+        return cls(options, nll_images, networks, reference, measured_with)
+
+    def score(self, nvae) -> tuple[dict, np.ndarray]:
+        """(metrics with the protocol's record, samples for the grid) of one model."""
+        keras.utils.set_random_seed(self.options.seed)
+        metrics, grid = generative_metrics.evaluate(
+            nvae, self.nll_images, self.reference, self.networks, self.options
+        )
+        return {**metrics, **self.measured_with}, grid
+
+
 class Executor(tfx_evaluator.Executor):
     def Do(
         self,
@@ -129,43 +175,21 @@ class Executor(tfx_evaluator.Executor):
         examples_uri = artifact_utils.get_single_uri(input_dict['examples'])
         transform_graph_uri = artifact_utils.get_single_uri(input_dict['transform_graph'])
 
-        data = transformed.read_transformed_split(
-            examples_uri, transform_graph_uri, options.split, limit=options.num_eval_examples
-        )
-        real = np.asarray(transformed.to_model_images(data[records.IMAGE]))
         candidate = load_nvae(model)
-        dataset = candidate.config.dataset
-        nll_images = datasets.fixed_binarize(real, options.seed) if dataset == 'mnist' else real
-        networks = self._feature_networks(input_dict, options)
-        reference = {}
-        if networks:
-            batches = transformed.transformed_batches(
-                examples_uri,
-                transform_graph_uri,
-                options.fid_reference_split,
-                limit=options.fid_reference_examples,
-                batch_size=REFERENCE_BATCH,
-            )
-            reference = generative_metrics.features_by_network(
-                networks,
-                (np.asarray(transformed.to_model_images(b[records.IMAGE])) for b in batches),
-            )
-        measured_with = generative_metrics.protocol(
-            options, dataset, len(nll_images), reference, networks
+        scoring = Scoring.prepare(
+            options,
+            examples_uri,
+            transform_graph_uri,
+            self._feature_networks(input_dict, options),
+            candidate.config.dataset,
         )
+        nll_images, networks, score = scoring.nll_images, scoring.networks, scoring.score
         protocol_key = blessing_rule.protocol_key(
-            measured_with,
+            scoring.measured_with,
             nll_images,
-            {name: features.features for name, features in reference.items()},
+            {name: features.features for name, features in scoring.reference.items()},
             exec_properties.get(CODE_FINGERPRINT, ''),
         )
-
-        def score(nvae):
-            keras.utils.set_random_seed(options.seed)
-            metrics, grid = generative_metrics.evaluate(
-                nvae, nll_images, reference, networks, options
-            )
-            return {**metrics, **measured_with}, grid
 
         metrics, grid = score(candidate)
         compared = BaselineScore()

@@ -44,11 +44,6 @@ def run_fn(fn_args):
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     image_shape = tft_output.transformed_feature_spec()[records.IMAGE].shape
 
-    def eval_images(batch_size):
-        return transformed.image_dataset(
-            fn_args.data_accessor, fn_args.eval_files, tft_output, options, batch_size
-        )
-
     config = options.model_config(
         image_size=int(image_shape[0]),
         mixed_precision=precision,
@@ -57,7 +52,14 @@ def run_fn(fn_args):
     # One seed for weights, model noise and per-step binarization: re-runs are reproducible and
     # every worker of a multi-worker run reads the same data stream before sharding.
     keras.utils.set_random_seed(config.seed)
-    monitored = next(iter(eval_images(batch_size=64))).numpy()
+    validation = transformed.validation_images(
+        fn_args.data_accessor,
+        fn_args.eval_files,
+        tft_output,
+        options,
+        count=options.eval_steps * options.batch_size,
+        seed=config.seed,
+    )
     with strategy.scope():
         model = loop.build_model(config, options.jit_compile)
     logging.info(
@@ -93,8 +95,8 @@ def run_fn(fn_args):
             options,
             state,
             fn_args.model_run_dir,
-            eval_ds=eval_images(options.batch_size),
-            eval_images=monitored,
+            eval_ds=tf.data.Dataset.from_tensor_slices(validation).batch(options.batch_size),
+            eval_images=validation[:64],
             chief=chief,
         )
         logging.info('Training finished: %s', summary)

@@ -44,22 +44,26 @@ def _sharded_by_element(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds.with_options(sharding)
 
 
-def image_dataset(
-    data_accessor, file_pattern, tft_output, options: TrainingOptions, batch_size: int
-) -> tf.data.Dataset:
-    """Endless evaluation batches of model-ready images, in file order, with the evaluation
-    randomness of options' dataset (MNIST: a fresh dynamic binarization)."""
-    ds = _examples(data_accessor, file_pattern, tft_output, batch_size=batch_size, shuffle=False)
-    return (
-        _sharded_by_element(ds)
-        .map(
-            lambda f: datasets.per_step(
-                to_model_images(f[records.IMAGE]), options.dataset, options.binarization, False
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        .prefetch(tf.data.AUTOTUNE)
+def validation_images(
+    data_accessor, file_pattern, tft_output, options: TrainingOptions, count: int, seed: int
+) -> np.ndarray:
+    """The first `count` evaluation images in file order (all of them if there are fewer), with
+    one seeded draw of the evaluation randomness (MNIST with dynamic binarization: one
+    binarization): the same images every epoch and in a resumed run, so validation losses are
+    comparable from epoch to epoch and a resumed run's equal an uninterrupted one's."""
+    ds = _examples(
+        data_accessor, file_pattern, tft_output, batch_size=1024, shuffle=False, num_epochs=1
     )
+    images, held = [], 0
+    for batch in ds:
+        if held >= count:
+            break
+        images.append(to_model_images(batch[records.IMAGE]).numpy())
+        held += len(images[-1])
+    images = np.concatenate(images)[:count]
+    if options.dataset == 'mnist' and options.binarization == 'dynamic':
+        images = datasets.fixed_binarize(images, seed)
+    return images
 
 
 def training_stream(

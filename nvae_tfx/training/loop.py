@@ -1,7 +1,6 @@
 """The training loop around model.fit: resume, checkpoints, the NaN guard, TensorBoard and a
 summary file."""
 
-import json
 import math
 import time
 
@@ -11,6 +10,7 @@ from absl import logging
 
 from model_code.nvae import NVAE
 from model_code.optim import make_optimizer
+from nvae_tfx import strict_json
 from nvae_tfx.options import JIT_COMPILE, TrainingOptions
 from nvae_tfx.training import checkpoints, guard, monitoring, progress
 
@@ -49,6 +49,23 @@ def warm_start(model, base_model) -> None:
             variable.assign(value)
 
 
+class SeparateValidationDraws(keras.callbacks.Callback):
+    """Validation draws its posterior samples from a stream of its own, restarted every time,
+    and leaves the training stream where it was: validation losses are comparable from epoch to
+    epoch, and a resumed run, which does not repeat the validations before its checkpoint,
+    draws the noise an uninterrupted run draws."""
+
+    def on_test_begin(self, logs=None):
+        self._training_draws = keras.ops.convert_to_numpy(self.model.seed_generator.state)
+        self.model.reseed(self.model.config.seed + VALIDATION_SEED_OFFSET)
+
+    def on_test_end(self, logs=None):
+        self.model.seed_generator.state.assign(self._training_draws)
+
+
+VALIDATION_SEED_OFFSET = 1  # validation's stream: another seed than training's
+
+
 class StopAtStep(checkpoints.StepWatcher):
     """Ends training after exactly `total_steps` applied updates (skipped steps do not count)."""
 
@@ -74,8 +91,13 @@ def train(
     chief: bool = True,
 ) -> dict:
     """Trains until options.train_steps updates, resuming from `state` if it holds a checkpoint
-    of this model code and configuration; evaluates options.eval_steps batches of eval_ds after
-    every epoch where eval_ds is given.
+    of this model code and configuration; evaluates eval_ds (finite, the same batches every
+    time) after every epoch where it is given.
+
+    A resumed run trains as an uninterrupted one would, bit for bit: it continues the data
+    stream and the model's random stream from the checkpoint, validation and the epoch images
+    draw from streams of their own, and a run resumed inside an epoch first finishes that epoch,
+    so that epochs (validation, epoch-end checkpoints) end at the same batches.
     train_data: first_batch -> the training stream from its first_batch-th batch on, the same
     batches an uninterrupted run would get there (a resumed run continues the stream).
     nan_patience: consecutive non-finite steps before stepping back to the last checkpoint.
@@ -97,11 +119,8 @@ def train(
             )
     start_step = start.step
     non_finite = guard.NonFiniteGuard(state, patience=nan_patience)
-    callbacks = [
-        StopAtStep(total_steps),
-        checkpoints.Checkpointer(state, options.checkpoint_every_steps, start.batches),
-        non_finite,
-    ]
+    checkpointer = checkpoints.Checkpointer(state, options.checkpoint_every_steps, start.batches)
+    callbacks = [StopAtStep(total_steps), checkpointer, non_finite]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch'))
         callbacks.append(progress.TrainingProgress(total_steps, steps_per_epoch))
@@ -109,20 +128,38 @@ def train(
         callbacks.append(
             monitoring.EpochImages(log_dir, eval_images, temperature=options.sample_temperature)
         )
+    if eval_ds is not None:
+        callbacks.append(SeparateValidationDraws())
     started = time.time()
     history = {}
-    if start_step < total_steps:
-        history = model.fit(
-            train_data(start.batches),
-            steps_per_epoch=steps_per_epoch,
-            # One spare epoch: steps skipped as non-finite do not count towards total_steps.
-            epochs=math.ceil(total_steps / steps_per_epoch) + 1,
-            initial_epoch=start_step // steps_per_epoch,
+
+    def fit(first_batch, epoch_steps, epochs, initial_epoch):
+        logs = model.fit(
+            train_data(first_batch),
+            steps_per_epoch=epoch_steps,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
             validation_data=eval_ds,
-            validation_steps=options.eval_steps or None,
             callbacks=callbacks,
             verbose=0,  # progress.TrainingProgress reports instead
         ).history
+        history.update({k: v for k, v in logs.items() if v})
+
+    # Epochs are counted in batches, as Keras counts them: epoch e is batches e*n .. (e+1)*n-1.
+    epoch, into_epoch = divmod(start.batches, steps_per_epoch)
+    remaining = start_step < total_steps
+    if remaining and into_epoch:
+        fit(start.batches, steps_per_epoch - into_epoch, epoch + 1, epoch)
+        epoch += 1
+        remaining = checkpoints.step(model) < total_steps
+    if remaining:
+        # One spare epoch: steps skipped as non-finite do not count towards total_steps.
+        fit(
+            checkpointer.batches,
+            steps_per_epoch,
+            math.ceil(total_steps / steps_per_epoch) + 1,
+            epoch,
+        )
     steps = checkpoints.step(model)
     if steps < total_steps:
         raise guard.DivergenceError(
@@ -142,5 +179,5 @@ def train(
         return summary
     tf.io.gfile.makedirs(log_dir)
     with tf.io.gfile.GFile(f'{log_dir.rstrip("/")}/training_summary.json', 'w') as f:
-        f.write(json.dumps(summary, indent=1))
+        f.write(strict_json.dumps(summary, indent=1))  # a NaN loss as 'nan', still JSON
     return summary

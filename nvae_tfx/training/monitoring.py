@@ -23,7 +23,8 @@ def active_units(model, images) -> int:
 
 
 class EpochImages(keras.callbacks.Callback):
-    """Writes samples (at `temperature`), reconstructions of fixed eval images and active units."""
+    """Writes samples (at `temperature`, from the same seed every epoch), reconstructions of
+    fixed eval images and active units."""
 
     def __init__(self, log_dir: str, eval_images, temperature: float, num_samples: int = 64):
         super().__init__()
@@ -34,7 +35,11 @@ class EpochImages(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         step = checkpoints.step(self.model)
-        samples = keras.ops.convert_to_numpy(self.model.sample(self.num_samples, self.temperature))
+        # The same seed every epoch (progress shows on the same latents), and the training
+        # stream left as it is (seeded draws do not advance it).
+        samples = keras.ops.convert_to_numpy(
+            self.model.sample(self.num_samples, self.temperature, seed=self.model.config.seed)
+        )
         originals = self.eval_images[:16]
         recons = keras.ops.convert_to_numpy(self.model.reconstruct(originals))
         pairs = np.stack([np.asarray(originals), recons], axis=1).reshape((-1,) + recons.shape[1:])

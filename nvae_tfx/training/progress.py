@@ -31,11 +31,14 @@ class TrainingProgress(keras.callbacks.Callback):
         self._first_step = None  # (step, time) after the first update: tracing excluded
         self._drawn = 0.0
         self._epoch = 0
+        self._announced = False
 
     def on_train_begin(self, logs=None):
+        # A resumed run may fit twice (the rest of its epoch, then whole epochs): say it once.
         step = checkpoints.step(self.model)
-        if step:
+        if step and not self._announced:
             self._write(f'resumed at step {step} of {self.total_steps}\n')
+        self._announced = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
