@@ -428,6 +428,14 @@ class NVAE(keras.Model):
         ):
             self.readjust_record[name].assign(value)
 
+    def sampling_state_variables(self):
+        """The variables readjust_bn sets: the decoder's sampling statistics and the record."""
+        return [
+            v
+            for bn in self._sampling_batch_norms()
+            for v in (bn.sampling_mean, bn.sampling_variance)
+        ] + list(self.readjust_record.values())
+
     def sampling_settings(self):
         """{'passes', 'batch', 'temperature'} of readjust_bn, or None if it has not run."""
         values = {k: ops.convert_to_numpy(v).item() for k, v in self.readjust_record.items()}

@@ -359,6 +359,9 @@ class EvaluationOptions:
     # Of generated images; the model's sampling state was readjusted at the Trainer's, which the
     # pipeline checks is this one. The readjustment itself is recorded from the model.
     sample_temperature: float | None = None
+    # Further temperatures at which FID and precision/recall are measured (comma-separated),
+    # each after BatchNorm readjustment there; the blessing uses sample_temperature's.
+    sample_temperatures: str = ''
     inception_weights: str = ''  # a local Inception-v3 no-top weights file enables *_inception_v3
     max_nll: float | None = None  # blessing thresholds; None: not checked
     max_fid: float | None = None
@@ -396,11 +399,29 @@ class EvaluationOptions:
         _check_at_least('fid_num_samples', self.fid_num_samples, 4)
         for name in ('nll_tolerance', 'fid_tolerance'):
             _check_at_least(name, getattr(self, name), 0)
+        if isinstance(self.sample_temperatures, str):  # not a runtime parameter
+            self.extra_temperatures()
         for name in ('max_nll', 'max_fid', 'nll_tolerance', 'fid_tolerance'):
             value = getattr(self, name)
             # Every comparison with NaN is false: a NaN threshold would bless anything.
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f'{name} must be a finite number, got {value}')
+
+    def extra_temperatures(self) -> tuple[float, ...]:
+        """sample_temperatures as numbers, without sample_temperature itself."""
+        values = []
+        for text in filter(None, (t.strip() for t in self.sample_temperatures.split(','))):
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(
+                    f'sample_temperatures must be comma-separated numbers, got {text!r}'
+                ) from None
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f'sample_temperatures must be positive, got {text}')
+            if value != self.sample_temperature and value not in values:
+                values.append(value)
+        return tuple(values)
 
     def measures_sample_quality(self, dataset: str) -> bool:
         """Whether a feature network measures FID and precision/recall: the MNIST digit

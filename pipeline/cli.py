@@ -194,6 +194,14 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
         "TensorBoard's grids; " + _protocol_defaults('sample_temperature'),
     )
     p.add_argument(
+        '--sample_temperatures',
+        default=evaluation.sample_temperatures,
+        metavar='T1,T2,...',
+        help='further temperatures at which FID and precision/recall are measured and grids '
+        'drawn, each after BatchNorm readjustment there (e.g. 0.6,0.8,1.0); the blessing uses '
+        '--sample_temperature',
+    )
+    p.add_argument(
         '--readjust_bn_passes',
         type=int,
         help='BatchNorm readjustment before sampling: decoder passes in training mode; '
@@ -337,6 +345,7 @@ def evaluation_options(args, **runtime_parameters) -> options.EvaluationOptions:
         fid_reference_split=args.fid_reference_split,
         fid_reference_examples=args.fid_reference_examples,
         sample_temperature=args.sample_temperature,
+        sample_temperatures=args.sample_temperatures,
         digit_classifier=not args.no_digit_classifier,
         digit_classifier_epochs=args.digit_classifier_epochs,
         inception_weights=local_path(args.inception_weights),

@@ -97,9 +97,10 @@ def test_fid_scores_mean_images_and_the_grid_shows_samples():
     reference = generative_metrics.features_by_network([network], [real[:16], real[16:]])
     network.seen.clear()
     model = FakeModel()
-    metrics, grid = generative_metrics.evaluate(
+    metrics, grids = generative_metrics.evaluate(
         model, real[:10], reference, [network], options, batch_size=50
     )
+    [grid] = grids.values()
     assert metrics['nll_nats'] == pytest.approx(np.mean(real[:10].sum((1, 2, 3))) + 3)
     # Every batch drawn with the model's sampling state, from the seed; its settings recorded.
     assert int(model.sampled_with_state.numpy()) == 3 + 2 and model.seed == 9
@@ -112,6 +113,38 @@ def test_fid_scores_mean_images_and_the_grid_shows_samples():
     assert generated.shape == (120, 4, 4, 3) and np.all(generated == 0.75)
     assert grid.shape == (generative_metrics.GRID_SAMPLES, 4, 4, 3) and np.all(grid == 0.25)
     assert {'fid_fake', 'precision_fake', 'recall_fake'} <= set(metrics)
+
+
+def test_sample_quality_at_further_temperatures_after_readjusting_there():
+    """FID, precision/recall and a grid at each further temperature, each after BatchNorm
+    readjustment there; the model's own sampling state is back as it was afterwards."""
+    from model_code.config import get_config
+    from model_code.nvae import NVAE
+
+    keras.utils.set_random_seed(0)
+    model = NVAE(get_config('tiny'))
+    model.readjust_bn(num_passes=2, batch_size=2, temperature=1.0)
+    state = [keras.ops.convert_to_numpy(v) for v in model.sampling_state_variables()]
+    options = EvaluationOptions(
+        num_iw_samples=1, fid_num_samples=8, sample_temperatures='0.6, 1.0', seed=2
+    )
+    real = np.random.RandomState(0).uniform(size=(8, 32, 32, 1)).astype(np.float32)
+    network = FakeNetwork()
+    reference = generative_metrics.features_by_network([network], [real])
+    metrics, grids = generative_metrics.evaluate(model, real[:2], reference, [network], options)
+    assert sorted(grids) == [0.6, 1.0]
+    assert not np.allclose(grids[0.6], grids[1.0])
+    for name in ('fid_fake', 'precision_fake', 'recall_fake', 'non_finite_samples'):
+        assert np.isfinite(metrics[name]) and np.isfinite(metrics[f'{name}_t0.6']), name
+    assert metrics['fid_fake'] != metrics['fid_fake_t0.6']
+    for variable, value in zip(model.sampling_state_variables(), state, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), value)
+    record = generative_metrics.protocol(options, 'mnist', 2, reference, [network])
+    assert record['sample_temperatures'] == '1,0.6'
+    with pytest.raises(ValueError, match="comma-separated numbers, got 'warm'"):
+        EvaluationOptions(sample_temperatures='0.6,warm')
+    with pytest.raises(ValueError, match='must be positive, got 0'):
+        EvaluationOptions(sample_temperatures='0')
 
 
 def test_a_model_without_a_sampling_state_is_refused():
@@ -134,6 +167,7 @@ def test_protocol_records_what_was_measured_and_how():
         'eval_split': 'eval',
         'num_eval_examples': 10_000,
         'num_iw_samples': 1000,
+        'sample_temperatures': '1',
         'binarization_seed': 5,
         'sample_temperature': 1.0,
         'samples_png_images': 'mean',

@@ -76,7 +76,8 @@ def test_evaluation_options_are_the_evaluators_execution_parameters():
 
     options = EvaluationOptions(num_iw_samples=7, max_nll=90.0, digit_classifier_epochs=3)
     parameters = options.evaluator_parameters()
-    assert set(parameters) == set(GenerativeEvaluatorSpec.PARAMETERS)
+    # Besides them, only the hash of the code the executor runs.
+    assert {*parameters, CODE_FINGERPRINT} == set(GenerativeEvaluatorSpec.PARAMETERS)
     assert not set(EvaluationOptions.CLASSIFIER_FIELDS) & set(parameters)
     assert GenerativeEvaluatorSpec.PARAMETERS['max_nll'].optional
     assert GenerativeEvaluatorSpec.PARAMETERS['max_nll'].type is float

@@ -40,6 +40,11 @@ BEST_PROPERTY = 'best_metrics'
 REFERENCE_BATCH = 250  # real images per feature-network call
 
 
+def samples_png_at(temperature: float) -> str:
+    """The grid of samples at a temperature other than the protocol's: samples_t0.6.png."""
+    return f'samples_t{temperature:g}.png'
+
+
 def load_nvae(model_artifact: types.Artifact):
     import model_code.nvae  # noqa: F401  (registers the NVAE classes for deserialisation)
 
@@ -149,8 +154,9 @@ class Scoring:
         )
         return cls(options, nll_images, networks, reference, measured_with)
 
-    def score(self, nvae) -> tuple[dict, np.ndarray]:
-        """(metrics with the protocol's record, samples for the grid) of one model."""
+    def score(self, nvae) -> tuple[dict, dict]:
+        """(metrics with the protocol's record, {temperature: samples for its grid}) of one
+        model."""
         keras.utils.set_random_seed(self.options.seed)
         metrics, grid = generative_metrics.evaluate(
             nvae, self.nll_images, self.reference, self.networks, self.options
@@ -191,7 +197,7 @@ class Executor(tfx_evaluator.Executor):
             exec_properties.get(CODE_FINGERPRINT, ''),
         )
 
-        metrics, grid = score(candidate)
+        metrics, grids = score(candidate)
         compared = BaselineScore()
         if baseline is not None and baseline.id != model.id:
             compared = self._score_baseline(
@@ -232,7 +238,7 @@ class Executor(tfx_evaluator.Executor):
             'blessed': not reasons,
             'reasons': reasons,
         }
-        self._write_evaluation(evaluation, candidate, report, grid, nll_images)
+        self._write_evaluation(evaluation, candidate, report, grids, nll_images, options)
         self._write_blessing(blessing, model, baseline, report, best)
         logging.info(
             'Evaluation: %s; %s',
@@ -291,15 +297,21 @@ class Executor(tfx_evaluator.Executor):
         return networks
 
     @staticmethod
-    def _write_evaluation(evaluation, candidate, report, grid, nll_images):
+    def _write_evaluation(evaluation, candidate, report, grids, nll_images, options):
         io_utils.write_string_file(
             os.path.join(evaluation.uri, METRICS_FILE), strict_json.dumps(report, indent=1)
         )
         scale = 2 if candidate.config.image_size <= 32 else 1
-        io_utils.write_bytes_file(
-            os.path.join(evaluation.uri, SAMPLES_PNG),
-            images.png_bytes(images.grid(grid, columns=10), scale),
-        )
+        for temperature, grid in grids.items():
+            name = (
+                SAMPLES_PNG
+                if temperature == options.sample_temperature
+                else samples_png_at(temperature)
+            )
+            io_utils.write_bytes_file(
+                os.path.join(evaluation.uri, name),
+                images.png_bytes(images.grid(grid, columns=10), scale),
+            )
         originals = nll_images[:50]
         recons = keras.ops.convert_to_numpy(candidate.reconstruct(originals))
         pairs = np.stack([originals, recons], axis=1).reshape((-1,) + recons.shape[1:])

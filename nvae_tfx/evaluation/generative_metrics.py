@@ -11,6 +11,7 @@ FID's Gaussian statistics accumulate batch by batch in float64 (O(d^2)). The ref
 are computed once per evaluation and shared by every model scored.
 """
 
+import contextlib
 import math
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -142,6 +143,42 @@ def _subset(features: np.ndarray, n: int, rng: np.random.RandomState) -> np.ndar
     return features[np.sort(rng.choice(len(features), n, replace=False))]
 
 
+def _sample_quality_at(model, temperature, reference, networks, options, batch_size) -> dict:
+    """FID and precision/recall of the decoder's mean images drawn at `temperature`, and the
+    number of non-finite ones."""
+    counter = NonFiniteCounter()
+    generated = features_by_network(
+        networks,
+        map(
+            counter,
+            sample_batches(
+                model, options.fid_num_samples, temperature, batch_size, True, options.seed
+            ),
+        ),
+    )
+    return {
+        **sample_quality(generated, reference, networks, options.seed),
+        'non_finite_samples': counter.count,
+    }
+
+
+@contextlib.contextmanager
+def readjusted_at(model, temperature: float, seed: int):
+    """The model sampling after BatchNorm readjustment at `temperature` (its own passes and
+    batch, from `seed`), as NVAE samples at a temperature; its sampling state is restored after."""
+    saved = [keras.ops.convert_to_numpy(v) for v in model.sampling_state_variables()]
+    settings = model.sampling_settings()
+    model.reseed(seed)
+    model.readjust_bn(
+        settings['passes'], settings['batch'], temperature, compile_pass=graph_function
+    )
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.sampling_state_variables(), saved, strict=True):
+            variable.assign(value)
+
+
 def evaluate(
     model,
     nll_images: np.ndarray,
@@ -150,9 +187,12 @@ def evaluate(
     options: EvaluationOptions,
     batch_size: int = 50,
 ):
-    """(metrics, samples for the grid) of one model. nll_images are what the likelihoods score
-    (binarized MNIST); reference the real images' features per network (features_by_network),
-    against which the decoder's mean images are compared, as the official FID does."""
+    """(metrics, {temperature: samples for its grid}) of one model. nll_images are what the
+    likelihoods score (binarized MNIST); reference the real images' features per network
+    (features_by_network), against which the decoder's mean images are compared, as the
+    official FID does. Sample quality at options.sample_temperature uses the model's own
+    sampling state; at each further temperature (options.extra_temperatures()) the model is
+    readjusted there first, and the metrics' names end in _t<temperature>."""
     # Every model draws from the same seed: models scored side by side share the draws of
     # their posterior samples and of their prior samples, so that noise is paired.
     model.reseed(options.seed)
@@ -161,25 +201,25 @@ def evaluate(
         **likelihoods(model, nll_images, options.num_iw_samples, batch_size),
     }
     if networks:
-        counter = NonFiniteCounter()
-        generated = features_by_network(
-            networks,
-            map(
-                counter,
-                sample_batches(
-                    model,
-                    options.fid_num_samples,
-                    options.sample_temperature,
-                    batch_size,
-                    True,
-                    options.seed,
-                ),
-            ),
+        metrics.update(
+            _sample_quality_at(
+                model, options.sample_temperature, reference, networks, options, batch_size
+            )
         )
-        metrics.update(sample_quality(generated, reference, networks, options.seed))
-        metrics['non_finite_samples'] = counter.count
-    grid = samples(model, GRID_SAMPLES, options.sample_temperature, batch_size, options.seed)
-    return metrics, grid
+    grids = {
+        options.sample_temperature: samples(
+            model, GRID_SAMPLES, options.sample_temperature, batch_size, options.seed
+        )
+    }
+    for temperature in options.extra_temperatures():
+        with readjusted_at(model, temperature, options.seed):
+            if networks:
+                at = _sample_quality_at(
+                    model, temperature, reference, networks, options, batch_size
+                )
+                metrics.update({f'{k}_t{temperature:g}': v for k, v in at.items()})
+            grids[temperature] = samples(model, GRID_SAMPLES, temperature, batch_size, options.seed)
+    return metrics, grids
 
 
 class NonFiniteCounter:
@@ -210,6 +250,10 @@ def protocol(
         'num_eval_examples': num_scored,
         'num_iw_samples': options.num_iw_samples,
         'sample_temperature': options.sample_temperature,
+        # Each after BatchNorm readjustment there (the model's passes and batch).
+        'sample_temperatures': ','.join(
+            f'{t:g}' for t in (options.sample_temperature, *options.extra_temperatures())
+        ),
         # MNIST's grid shows Bernoulli means; colour grids show samples of the mixture.
         'samples_png_images': 'mean' if dataset == 'mnist' else 'sample',
     }
