@@ -29,6 +29,7 @@ COMPONENTS = {
     'latest_blessed_model_resolver',
     'GenerativeEvaluator',
     'Pusher',
+    'RunReport',
 }
 TINY = (
     '--preset=tiny --train_steps=8 --batch_size=8 --steps_per_epoch=4 --eval_examples=20 '

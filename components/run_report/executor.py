@@ -60,6 +60,7 @@ class Executor(base_executor.BaseExecutor):
         if pusher and pusher.state == 'COMPLETE' and pushed.properties.get('pushed') == 1:
             card = model_card.write(run, pushed.properties['pushed_destination'])
             logging.info('Model card: %s', card)
+        tf.io.gfile.makedirs(report.uri)  # the runner made it, but not on Kubeflow
         path = report.uri.rstrip('/') + '/' + REPORT_FILE
         with tf.io.gfile.GFile(path, 'w') as f:
             f.write(page.build(run, writing=writing, model_card=card))

@@ -21,14 +21,16 @@ ARTIFACT_COLOUR = '#f4f4f4'
 
 
 def _graph(run: Run):
-    """(labels, tooltips, fill colours, edges) of the nodes ('e', id) and ('a', id)."""
-    labels, tips, fills, edges = {}, {}, {}, []
-    for e in run.executions:
+    """(labels, tooltips, fill colours, ML Metadata ids, edges) of the nodes: ('e', position
+    in the run) and ('a', artifact id)."""
+    labels, tips, fills, mlmd_ids, edges = {}, {}, {}, {}, []
+    for i, e in enumerate(run.executions):
         if not e.inputs and not e.outputs and e.state != 'FAILED':
             continue  # a resolver's query: its result shows as its consumer's input
-        node = ('e', e.id)
+        node = ('e', i)  # by position: executions known only from a pipeline's structure have no id
         labels[node] = e.node
-        tips[node] = f'{e.node}: execution {e.id}, {e.state}'
+        tips[node] = f'{e.node}: execution {e.id or "(id unknown)"}, {e.state}'
+        mlmd_ids[node] = e.id or ''
         fills[node] = STATE_COLOURS.get(e.state, '#eeeeee')
         for key, ids in e.inputs.items():
             edges += [(('a', i), node, key) for i in ids]
@@ -38,6 +40,7 @@ def _graph(run: Run):
     for a in run.artifacts.values():
         node = ('a', a.id)
         labels[node] = f'{a.type.split(".")[-1]} {a.id}'
+        mlmd_ids[node] = a.id
         earlier = a.producer_execution not in executions_here and a.producer
         tips[node] = f'{a.type} {a.id}: {a.uri}' + (
             f' (written by {a.producer}, execution {a.producer_execution}, in an earlier run)'
@@ -46,7 +49,7 @@ def _graph(run: Run):
         )
         fills[node] = ARTIFACT_COLOUR
     edges = [(s, t, k) for s, t, k in edges if s in labels and t in labels]
-    return labels, tips, fills, edges
+    return labels, tips, fills, mlmd_ids, edges
 
 
 def _rows(nodes, edges) -> dict:
@@ -72,7 +75,7 @@ def _rows(nodes, edges) -> dict:
 
 def svg(run: Run) -> str:
     """The lineage graph as an <svg> element, or '' when the run recorded no executions."""
-    labels, tips, fills, edges = _graph(run)
+    labels, tips, fills, mlmd_ids, edges = _graph(run)
     if not labels:
         return ''
     row = _rows(list(labels), edges)
@@ -119,7 +122,7 @@ def svg(run: Run) -> str:
         weight = 'bold' if node[0] == 'e' else 'normal'
         parts.append(
             f'<g class="{"execution" if node[0] == "e" else "artifact"}" '
-            f'data-id="{node[1]}"><title>{html.escape(tips[node])}</title>'
+            f'data-id="{mlmd_ids[node]}"><title>{html.escape(tips[node])}</title>'
             f'<rect x="{left:.0f}" y="{top}" width="{NODE_W}" height="{NODE_H}" rx="{radius}" '
             f'fill="{fills[node]}" stroke="#666"/>'
             f'<text x="{left + NODE_W / 2:.0f}" y="{top + NODE_H / 2 + 4}" text-anchor="middle" '

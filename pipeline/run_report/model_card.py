@@ -146,7 +146,11 @@ def sections(run: Run) -> list:
         pushed,
     ]
     rows = [
-        [a.type, str(a.id), f'{a.producer} (execution {a.producer_execution})']
+        [
+            a.type,
+            str(a.id),
+            a.producer + (f' (execution {a.producer_execution})' if a.producer_execution else ''),
+        ]
         for a in lineage
         if a is not None
     ]

@@ -165,7 +165,7 @@ def _outcome(run: Run, evaluation_report: dict | None) -> str:
 def _components(run: Run, writing: int | None) -> str:
     rows = []
     for e in run.executions:
-        state = 'writing this report' if e.id == writing else e.state
+        state = 'writing this report' if writing is not None and e.id == writing else e.state
         outputs = '<br>'.join(
             f'{_e(key)}: {_e(run.artifacts[i].type)} {i} <code>{_e(run.artifacts[i].uri)}</code>'
             for key, ids in sorted(e.outputs.items())

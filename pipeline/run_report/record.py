@@ -36,7 +36,7 @@ class Artifact:
 
 @dataclasses.dataclass
 class Execution:
-    id: int
+    id: int | None  # None where known only from the compiled pipeline
     node: str
     state: str  # MLMD's state name: COMPLETE, CACHED, FAILED, RUNNING, ...
     started: float | None  # seconds since the epoch
@@ -209,7 +209,9 @@ def from_artifacts(pipeline: str, run_id: str, structure: dict, input_dict: dict
         }
         own = {k: ids for (n, k), ids in outputs.items() if n == node}
         executions.append(
-            Execution(0, node, 'COMPLETE', None, None, spec.get('properties', {}), '', inputs, own)
+            Execution(
+                None, node, 'COMPLETE', None, None, spec.get('properties', {}), '', inputs, own
+            )
         )
     return Run(
         pipeline=pipeline,
