@@ -2,7 +2,8 @@
 protocol on a pipe (--remote-debugging-pipe: commands on the browser's fd 3, replies on its fd 4,
 each message JSON ended by a NUL byte): no port, no browser download, no client package.
 
-  python -m tests.chromium REPORT.html SCREENSHOT.png    # a full-page screenshot of a file
+  python -m tests.chromium PAGE.html SCREENSHOT.png [HEIGHT]   # a screenshot of a local page,
+                                                               # whole or its top HEIGHT pixels
 """
 
 import base64
@@ -177,10 +178,13 @@ class Chromium:
             raise BrowserError(f'{expression[:80]}: {result["exceptionDetails"]}')
         return result['result'].get('value')
 
-    def screenshot(self, path: str) -> tuple[int, int]:
-        """A PNG of the whole page at the window's width; returns (width, height) in pixels."""
+    def screenshot(self, path: str, max_height: int = 0) -> tuple[int, int]:
+        """A PNG of the whole page (or of its top max_height pixels) at the window's width;
+        returns its (width, height) in pixels."""
         size = self.send('Page.getLayoutMetrics', session=True)['cssContentSize']
         width, height = self.width, int(size['height'])
+        if max_height:
+            height = min(height, max_height)
         data = self.send(
             'Page.captureScreenshot',
             session=True,
@@ -195,11 +199,11 @@ class Chromium:
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        sys.exit('usage: python -m tests.chromium REPORT.html SCREENSHOT.png')
+    if len(argv) not in (2, 3):
+        sys.exit('usage: python -m tests.chromium PAGE.html SCREENSHOT.png [HEIGHT]')
     with Chromium() as browser:
         browser.open(argv[0])
-        width, height = browser.screenshot(argv[1])
+        width, height = browser.screenshot(argv[1], int(argv[2]) if len(argv) == 3 else 0)
     print(f'{argv[1]}: {width}x{height}')
 
 

@@ -4,18 +4,18 @@ read as local ones; a file that is not there reads as None (or empty), never as 
 failed run's report shows what exists."""
 
 import json
-import os
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
+from components.evaluator.executor import METRICS_FILE
 from components.validation_gate import describe_anomalies
 from pipeline.run_report.record import Artifact
 
 STATISTICS_FILE = 'FeatureStats.pb'  # StatisticsGen's file in each Split-<name> directory
 TRAINING_SUMMARY = 'training_summary.json'  # the Trainer's, in its ModelRun directory
-EVALUATION_REPORT = 'metrics.json'  # GenerativeEvaluator's, in its ModelEvaluation directory
+EVALUATION_REPORT = METRICS_FILE  # GenerativeEvaluator's, in its ModelEvaluation directory
 # Keras' TensorBoard callback: per-epoch scalars of training and of the validation data.
 SCALAR_DIRS = ('train', 'validation')
 EPOCH_TAG = 'epoch_'  # Keras' prefix of per-epoch scalars
@@ -112,7 +112,3 @@ def images(uri: str) -> list:
         return []
     names = sorted(n for n in tf.io.gfile.listdir(uri) if n.lower().endswith('.png'))
     return [(n, tf.io.gfile.GFile(_path(uri, n), 'rb').read()) for n in names]
-
-
-def file_name(uri: str) -> str:
-    return os.path.basename(uri.rstrip('/'))

@@ -14,6 +14,7 @@ import json
 
 import tensorflow as tf
 
+from components.evaluator.executor import SAMPLES_PNG
 from pipeline.run_report import contents, page
 from pipeline.run_report.record import Run
 
@@ -160,7 +161,7 @@ def sections(run: Run) -> list:
             ('table', ['artifact', 'id', 'written by'], rows),
         ])
     )  # fmt: skip
-    samples = dict(contents.images(evaluation.uri)).get('samples.png') if evaluation else None
+    samples = dict(contents.images(evaluation.uri)).get(SAMPLES_PNG) if evaluation else None
     if samples:
         temperature = metrics.get('sample_temperature', '?')
         result.append(('Samples', [('img', samples, f'samples at temperature {temperature}')]))

@@ -13,6 +13,7 @@ import html
 import json
 import math
 
+from components.evaluator.executor import RECONSTRUCTIONS_PNG, SAMPLES_PNG
 from nvae_tfx.durations import format_duration
 from pipeline.run_report import contents, lineage, plots
 from pipeline.run_report.record import Run
@@ -30,8 +31,8 @@ NON_FINITE = ('nan', 'inf', '-inf')  # how the Evaluator writes non-finite numbe
 THRESHOLDS = ('max_nll', 'max_fid', 'max_regression')  # the Evaluator's blessing settings
 # Captions of the Evaluator's images; any other PNG in its directory shows under its file name.
 IMAGE_CAPTIONS = {
-    'samples.png': 'Samples from the prior',
-    'reconstructions.png': 'Reconstructions: each scored image, then its reconstruction',
+    SAMPLES_PNG: 'Samples from the prior',
+    RECONSTRUCTIONS_PNG: 'Reconstructions: each scored image, then its reconstruction',
 }
 
 STYLE = """
@@ -233,10 +234,9 @@ def _evaluation(run: Run, report: dict | None) -> str:
         parts.append(f'<p class="muted">Baseline: {_e(why)}.</p>')
     decision = 'blessed' if report.get('blessed') else 'not blessed'
     reasons = ''.join(f'<li>{_e(r)}</li>' for r in report.get('reasons', []))
-    parts.append(
-        f'<h3>Blessing</h3><p id="blessing">Decision: <b>{decision}</b>'
-        + (f'<ul>{reasons}</ul>' if reasons else '</p>')
-    )
+    parts.append(f'<h3>Blessing</h3><p id="blessing">Decision: <b>{decision}</b></p>')
+    if reasons:
+        parts.append(f'<ul>{reasons}</ul>')
     parts.append(
         _table(
             ['setting', 'value'],
