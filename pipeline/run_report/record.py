@@ -141,24 +141,17 @@ def from_store(store, run_context, source: str) -> Run:
                 continue
             direction.setdefault(event.path.steps[0].key, []).append(event.artifact_id)
         records.append(record)
-    pipeline = next(
-        (c.name for e in executions[:1] for c in store.get_contexts_by_execution(e.id)
-         if c.type_id == _context_type_id(store, 'pipeline')),
-        '?',
-    )  # fmt: skip
+    pipeline_types = {t.id for t in store.get_context_types() if t.name == 'pipeline'}
+    contexts = store.get_contexts_by_execution(executions[0].id) if executions else []
+    pipelines = [c.name for c in contexts if c.type_id in pipeline_types]
     return Run(
-        pipeline=pipeline,
+        pipeline=pipelines[0] if pipelines else '?',
         run_id=run_context.name,
         started=run_context.create_time_since_epoch / 1000,
         source=source,
         executions=records,
         artifacts=artifacts,
     )
-
-
-def _context_type_id(store, name: str):
-    found = [t.id for t in store.get_context_types() if t.name == name]
-    return found[0] if found else None
 
 
 def record_failure(store, run_context, message: str) -> list:
