@@ -394,7 +394,7 @@ def test_executor_writes_the_report_as_the_artifact_and_the_card_beside_the_push
     assert output.get_string_custom_property('display_name') == 'run report'
     text = Page(open(output.uri).read()).all_text
     assert 'RunReport writing this report' in text
-    assert f'Model card: {destination}/model_card.html' in text
+    assert f'model card {destination}/model_card.html' in text
     card = open(f'{destination}/model_card.md').read()
     for key, value in report['metrics'].items():
         if page.is_metric(key, value):

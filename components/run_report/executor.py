@@ -53,17 +53,17 @@ class Executor(base_executor.BaseExecutor):
                 structure['nodes'],
                 input_dict,
             )
-        card = ''
         pusher = run.execution(page.PUSHER)
         pushed = run.artifact(page.PUSHER, 'pushed_model')
         # Pushed by this run (a cached Pusher's push, and its card, are an earlier run's).
         if pusher and pusher.state == 'COMPLETE' and pushed.properties.get('pushed') == 1:
-            card = model_card.write(run, pushed.properties['pushed_destination'])
-            logging.info('Model card: %s', card)
+            logging.info(
+                'Model card: %s', model_card.write(run, pushed.properties['pushed_destination'])
+            )
         tf.io.gfile.makedirs(report.uri)  # the runner made it, but not on Kubeflow
         path = report.uri.rstrip('/') + '/' + REPORT_FILE
         with tf.io.gfile.GFile(path, 'w') as f:
-            f.write(page.build(run, writing=writing, model_card=card))
+            f.write(page.build(run, writing=writing))
         report.uri = path
         report.set_string_custom_property(DISPLAY_NAME, 'run report')
         logging.info('Run report: %s', path)

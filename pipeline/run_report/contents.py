@@ -17,12 +17,19 @@ STATISTICS_FILE = 'FeatureStats.pb'  # StatisticsGen's file in each Split-<name>
 TRAINING_SUMMARY = 'training_summary.json'  # the Trainer's, in its ModelRun directory
 EVALUATION_REPORT = METRICS_FILE  # GenerativeEvaluator's, in its ModelEvaluation directory
 # Keras' TensorBoard callback: per-epoch scalars of training and of the validation data.
+# The model card RunReport writes into a pushed version directory, beside the SavedModel.
+MODEL_CARD_MARKDOWN, MODEL_CARD_HTML = 'model_card.md', 'model_card.html'
+MODEL_CARD_SAMPLES = 'model_card_samples.png'  # the grid the Markdown card shows
 SCALAR_DIRS = ('train', 'validation')
 EPOCH_TAG = 'epoch_'  # Keras' prefix of per-epoch scalars
 
 
 def _path(uri: str, *names: str) -> str:
     return '/'.join([uri.rstrip('/'), *names])
+
+
+def exists(uri: str, name: str) -> bool:
+    return tf.io.gfile.exists(_path(uri, name))
 
 
 def read_json(uri: str, name: str):

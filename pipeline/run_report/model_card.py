@@ -18,7 +18,11 @@ from components.evaluator.executor import SAMPLES_PNG
 from pipeline.run_report import contents, page
 from pipeline.run_report.record import Run
 
-MARKDOWN, HTML, SAMPLES = 'model_card.md', 'model_card.html', 'model_card_samples.png'
+MARKDOWN, HTML, SAMPLES = (
+    contents.MODEL_CARD_MARKDOWN,
+    contents.MODEL_CARD_HTML,
+    contents.MODEL_CARD_SAMPLES,
+)
 
 # What each dataset's model is for, and where it stops being meaningful.
 INTENDED_USE = {

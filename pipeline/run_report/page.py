@@ -60,6 +60,7 @@ pre { background: #f7f7f7; padding: 6px 8px; margin: 0; font-size: 12px; white-s
       word-break: break-all; max-width: 900px; }
 .lineage-box { overflow-x: auto; border: 1px solid #eee; padding: 6px; }
 .muted { color: #777; } code { font-size: 12px; }
+.row { display: flex; flex-wrap: wrap; gap: 0 28px; align-items: flex-start; }
 """
 
 
@@ -148,9 +149,11 @@ def _outcome(run: Run, evaluation_report: dict | None) -> str:
         if evaluation_report.get('blessed'):
             text = '<b>Blessed</b>'
             if pushed is not None and pushed.properties.get('pushed') == 1:
-                text += (
-                    f' and pushed to <code>{_e(pushed.properties.get("pushed_destination"))}</code>'
-                )
+                destination = pushed.properties.get('pushed_destination', '')
+                text += f' and pushed to <code>{_e(destination)}</code>'
+                if contents.exists(destination, contents.MODEL_CARD_HTML):
+                    card = f'{destination.rstrip("/")}/{contents.MODEL_CARD_HTML}'
+                    text += f'; model card <code>{_e(card)}</code>'
             return f'<div class="outcome ok" id="outcome">{text}.</div>'
         reasons = ''.join(f'<li>{_e(r)}</li>' for r in evaluation_report.get('reasons', []))
         return (
@@ -226,27 +229,29 @@ def _evaluation(run: Run, report: dict | None) -> str:
             ]
         )
     baseline_head = f'baseline (model {baseline_id})' if baseline else 'baseline'
-    parts.append(
-        _table(['metric', 'this model', baseline_head, 'change', 'threshold'], rows, (1, 2, 3))
-    )
+    scores = [
+        '<h3>Metrics</h3>',
+        _table(['metric', 'this model', baseline_head, 'change', 'threshold'], rows, (1, 2, 3)),
+    ]
     if not baseline:
         why = report.get('baseline_skipped') or 'no blessed model before this one to compare with'
-        parts.append(f'<p class="muted">Baseline: {_e(why)}.</p>')
+        scores.append(f'<p class="muted">Baseline: {_e(why)}.</p>')
     decision = 'blessed' if report.get('blessed') else 'not blessed'
     reasons = ''.join(f'<li>{_e(r)}</li>' for r in report.get('reasons', []))
-    parts.append(f'<h3>Blessing</h3><p id="blessing">Decision: <b>{decision}</b></p>')
+    blessing_part = [f'<h3>Blessing</h3><p id="blessing">Decision: <b>{decision}</b></p>']
     if reasons:
-        parts.append(f'<ul>{reasons}</ul>')
-    parts.append(
-        _table(
-            ['setting', 'value'],
-            [[f'<code>{t}</code>', _e(settings.get(t, 'none'))] for t in THRESHOLDS],
-        )
-    )
+        blessing_part.append(f'<ul>{reasons}</ul>')
+    settings_rows = [[f'<code>{t}</code>', _e(settings.get(t, 'none'))] for t in THRESHOLDS]
+    blessing_part.append(_table(['setting', 'value'], settings_rows))
     protocol = [
         [f'<code>{_e(k)}</code>', _e(number(v))] for k, v in metrics.items() if not is_metric(k, v)
     ]
-    parts.append('<h3>How the metrics were measured</h3>' + _table(['protocol', 'value'], protocol))
+    measured = ['<h3>How they were measured</h3>', _table(['protocol', 'value'], protocol)]
+    parts.append(
+        '<div class="row">'
+        + ''.join(f'<div>{"".join(column)}</div>' for column in (scores, blessing_part, measured))
+        + '</div>'
+    )
     known = list(IMAGE_CAPTIONS)
     figures = [
         _figure(png, IMAGE_CAPTIONS.get(name, name.rsplit('.', 1)[0].replace('_', ' ')), 'grid')
@@ -366,9 +371,9 @@ def _configuration(run: Run) -> str:
     return ''.join(parts)
 
 
-def build(run: Run, writing: int | None = None, model_card: str = '') -> str:
+def build(run: Run, writing: int | None = None) -> str:
     """The report's HTML. writing: the id of the execution writing it (the RunReport
-    component's own, still running); model_card: where the pushed model's card was written."""
+    component's own, still running)."""
     evaluation = run.artifact(EVALUATOR, 'evaluation')
     report = contents.read_json(evaluation.uri, contents.EVALUATION_REPORT) if evaluation else None
     title = f'{run.pipeline}: run {run.run_id}'
@@ -381,7 +386,6 @@ def build(run: Run, writing: int | None = None, model_card: str = '') -> str:
         ('configuration', 'Configuration', _configuration(run)),
     ]
     nav = ''.join(f'<a href="#{anchor}">{name}</a>' for anchor, name, part in sections if part)
-    card = f'<p>Model card: <code>{_e(model_card)}</code></p>' if model_card else ''
     written = datetime.datetime.now(datetime.timezone.utc).timestamp()
     body = [
         f'<h1>{_e(title)}</h1>',
@@ -389,7 +393,6 @@ def build(run: Run, writing: int | None = None, model_card: str = '') -> str:
         f'written {_time(written)}.</p>',
         f'<nav>{nav}</nav>',
         _outcome(run, report),
-        card,
         *(part for _, _, part in sections),
     ]
     return (
