@@ -14,6 +14,7 @@ RUN python -c 'import sys; assert sys.version_info[:2] == (3, 10), sys.version' 
 # The project itself, imported by class and function path (no TFX-packaged module files).
 COPY pipeline /pipeline/pipeline
 COPY components /pipeline/components
+COPY system /pipeline/system
 COPY nvae_tfx /pipeline/nvae_tfx
 COPY model_code /pipeline/model_code
 COPY schemas /pipeline/schemas

@@ -2,13 +2,17 @@
 PY := .venv/bin/python
 AIRFLOW_PY := .venv-airflow/bin/python
 
-.PHONY: setup setup-airflow run lint format test test-fast test-extended test-airflow bench-ingestion bench-pipeline lock
+.PHONY: setup setup-airflow setup-browser run lint format test test-fast test-extended test-airflow bench-ingestion bench-pipeline lock
 
 setup:
 	@bash scripts/setup.sh
 
 setup-airflow:
 	@bash scripts/setup.sh airflow
+
+# Headless Chromium for the report's browser test (Debian's package; apt-get, root or sudo).
+setup-browser:
+	@bash scripts/setup_browser.sh
 
 run: setup
 	$(PY) -m pipeline.run_local
@@ -24,7 +28,7 @@ format: setup
 
 # The whole suite in .venv, then the Airflow DAG tests in the Airflow environment (.venv-airflow,
 # which they need and .venv must not have: requirements-airflow.txt).
-test: setup setup-airflow lint
+test: setup setup-airflow setup-browser lint
 	$(PY) -m pytest -q -m "not extended"
 	$(MAKE) --no-print-directory test-airflow
 

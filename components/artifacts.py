@@ -12,3 +12,14 @@ class FeatureNetwork(artifact.Artifact):
     # 'namespace.Type', and its containers import the class from that title: so the name is the
     # class's import path through the package that exports it (components/__init__.py).
     TYPE_NAME = 'components.FeatureNetwork'
+
+
+class HtmlReport(artifact.Artifact):
+    """A self-contained HTML page: the artifact's URI is the file itself, as Kubeflow Pipelines'
+    HTML artifacts are, so that the pipeline UI can show it.
+
+    The type is KFP's own system.HTML, the type its UI renders. Kubeflow V2 imports a custom
+    artifact class from its type name, so the top-level package `system` (system/__init__.py)
+    exports this class as HTML."""
+
+    TYPE_NAME = 'system.HTML'

@@ -4,6 +4,7 @@
   python -m pipeline.inspect_mlmd executions [--run RUN_ID]        # default: the newest run
   python -m pipeline.inspect_mlmd artifacts [--type Examples] [--run RUN_ID]
   python -m pipeline.inspect_mlmd lineage ARTIFACT_ID              # upstream, back to the data
+  python -m pipeline.inspect_mlmd report [RUN_ID] [--output FILE]  # the run's HTML report
 
 Each takes --dataset mnist|celeba (the store run_local.py writes) or --metadata_path FILE, and
 --json for machine-readable output with the same content.
@@ -295,7 +296,32 @@ def parse_args(argv):
         'lineage', parents=[common], help='upstream lineage of an artifact'
     )
     lineage.add_argument('artifact_id', type=int)
+    report_command = commands.add_parser(
+        'report',
+        parents=[common],
+        help='write the HTML report of a run (default: the newest), failed runs included',
+    )
+    report_command.add_argument('run', nargs='?', help='run id, as `runs` lists it')
+    report_command.add_argument(
+        '--output', help='HTML file to write; default: reports/<run id>.html beside the store'
+    )
     return p.parse_args(argv)
+
+
+def report_record(store, metadata_path: str, run_id=None, output=None):
+    """Writes the run's report from ML Metadata; {'run', 'pipeline', 'report': its path}."""
+    from pipeline.run_report import writer
+
+    run, pipeline = _find_run(store, run_id)
+    return {
+        'run': run.name,
+        'pipeline': pipeline,
+        'report': writer.write(store, run, metadata_path, output),
+    }
+
+
+def report_text(record) -> str:
+    return f'Report of run {record["run"]} of {record["pipeline"]}: {record["report"]}'
 
 
 def main(argv=None):
@@ -314,6 +340,10 @@ def main(argv=None):
             record, text = executions_record(store, args.run), executions_text
         elif args.command == 'artifacts':
             record, text = artifacts_record(store, args.type, args.run), artifacts_text
+        elif args.command == 'report':
+            output = args.output and os.path.abspath(os.path.expanduser(args.output))
+            record = report_record(store, metadata_path, args.run, output)
+            text = report_text
         else:
             record, text = lineage_record(store, args.artifact_id), lineage_text
     except InspectError as e:

@@ -2,8 +2,8 @@
 
 ImageExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> ValidationGate
 -> Transform -> Trainer -> GenerativeEvaluator (baseline: the latest blessed model; features:
-the DigitClassifierTrainer's network) -> Pusher. Runners (run_local.py, ...) only choose where
-and how it runs.
+the DigitClassifierTrainer's network) -> Pusher -> RunReport (the run's report, and the pushed
+model's card). Runners (run_local.py, ...) only choose where and how it runs.
 """
 
 import os
@@ -15,6 +15,7 @@ from components.baseline_resolver import baseline_resolver, latest_blessed_model
 from components.digit_classifier_trainer import DigitClassifierTrainer
 from components.evaluator.component import GenerativeEvaluator
 from components.example_gen.component import ImageExampleGen
+from components.run_report.component import run_report
 from components.validation_gate import ValidationGate
 from nvae_tfx.options import (
     CHECKPOINT_ROOT,
@@ -156,6 +157,7 @@ def create_pipeline(
             user_code,
             baseline_excludes_candidate,
         )
+    components.append(run_report(pipeline_name, components, metadata_connection_config))
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,

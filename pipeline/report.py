@@ -36,6 +36,9 @@ def node_id(store: mlmd.MetadataStore, execution) -> str:
     for ctx in store.get_contexts_by_execution(execution.id):
         if store.get_context_types_by_id([ctx.type_id])[0].name == 'node':
             return ctx.name.split('.', 1)[1]
+    # Airflow's launcher (TFX's pre-IR one) records no node context, the id as a property.
+    if 'component_id' in execution.properties:
+        return execution.properties['component_id'].string_value
     return '?'
 
 

@@ -91,8 +91,10 @@ def _run(args, name: str, metadata_path: str, pipeline_root: str, serving_dir: s
         serving_dir=serving_dir,
     )
     print(f'Pipeline {name} (ML Metadata: {metadata_path})', flush=True)
+    runs_before = set()
     if os.path.exists(metadata_path):
         store = report.open_store(metadata_path)
+        runs_before = {run.id for run, _ in report.pipeline_runs(store)}
         for execution in run_lock.cancel_abandoned_executions(store, name):
             print(
                 f'{report.node_id(store, execution)} execution {execution.id} was left running '
@@ -102,8 +104,32 @@ def _run(args, name: str, metadata_path: str, pipeline_root: str, serving_dir: s
     # Compiling packages the module files into wheels; setuptools prints every step.
     with logging_setup.captured_output(show=args.verbose):
         compiled = tfx_runner._make_pipeline_proto(pipeline)
-    tfx.orchestration.LocalDagRunner().run_with_ir(compiled)
+    try:
+        tfx.orchestration.LocalDagRunner().run_with_ir(compiled)
+    except Exception as e:
+        try:
+            _print_report(metadata_path, runs_before, logging_setup.failure_line(e))
+        except Exception as unreported:  # the run's own error must still end the run
+            print(f'warning: no report: {logging_setup.failure_line(unreported)}', file=sys.stderr)
+        raise
     print(report.run_summary(metadata_path, name), flush=True)
+    _print_report(metadata_path, runs_before)
+
+
+def _print_report(metadata_path: str, runs_before: set, failure: str = '') -> None:
+    """Prints where this run's report is (writing it from ML Metadata where the RunReport
+    component did not run); a failed run's message is first recorded on its failed component."""
+    from pipeline import report
+    from pipeline.run_report import record, writer
+
+    store = report.open_store(metadata_path)
+    runs = [run for run, _ in report.pipeline_runs(store) if run.id not in runs_before]
+    if not runs:
+        print('No report: the run recorded nothing in ML Metadata.', flush=True)
+        return
+    if failure:
+        record.record_failure(store, runs[-1], failure)
+    print(f'Report: {writer.of_run(store, runs[-1], metadata_path)}', flush=True)
 
 
 if __name__ == '__main__':

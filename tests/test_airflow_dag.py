@@ -29,6 +29,7 @@ COMPONENTS = {
     'latest_blessed_model_resolver',
     'GenerativeEvaluator',
     'Pusher',
+    'RunReport',
 }
 TINY = (
     '--preset=tiny --train_steps=8 --batch_size=8 --steps_per_epoch=4 --eval_examples=20 '
@@ -139,6 +140,19 @@ def _blessings(deployment):
     return blessings, pushes
 
 
+def _reports(deployment) -> list:
+    """The text of every run's report (system.HTML artifacts, whose URI is the file), oldest
+    first."""
+    import ml_metadata as mlmd
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = str(deployment / 'metadata.sqlite')
+    return [
+        open(a.uri).read() for a in mlmd.MetadataStore(config).get_artifacts_by_type('system.HTML')
+    ]
+
+
 def test_two_scheduled_runs(deployment, dag):
     """Run 1 blesses and pushes its model. Run 2 (Trainer not cached, so the baseline is a
     different model) is held to an impossible NLL threshold: compared with run 1's model, not
@@ -151,6 +165,10 @@ def test_two_scheduled_runs(deployment, dag):
     assert pushes == [1]
     [version] = os.listdir(deployment / 'serving')
     assert os.path.isfile(deployment / 'serving' / version / 'saved_model.pb')
+    # RunReport read the run from Airflow's store: its report, the card of its push.
+    [report] = _reports(deployment)
+    assert 'Blessed</b> and pushed to' in report and 'state-COMPLETE">COMPLETE' in report
+    assert os.path.isfile(deployment / 'serving' / version / 'model_card.md')
 
     blessings, pushes = _run(
         dag,
@@ -162,3 +180,4 @@ def test_two_scheduled_runs(deployment, dag):
     assert blessed == 0 and baseline == first_model and second_model != first_model
     assert pushes == [1, 0]
     assert os.listdir(deployment / 'serving') == [version]
+    assert 'Not blessed</b>, nothing pushed' in _reports(deployment)[1]

@@ -24,6 +24,7 @@ NODES = {
     'ExampleValidator',
     'ValidationGate',
     'Transform',
+    'RunReport',
 }
 
 

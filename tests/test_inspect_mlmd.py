@@ -1,6 +1,7 @@
 """pipeline/inspect_mlmd.py on a real pipeline run's ML Metadata and on hand-made records."""
 
 import json
+import os
 
 import ml_metadata as mlmd
 import pytest
@@ -18,6 +19,7 @@ NODES = [
     'ExampleValidator',
     'ValidationGate',
     'Transform',
+    'RunReport',
 ]
 
 
@@ -52,11 +54,11 @@ def _artifact_id(record, node, key):
 def test_runs(capsys, metadata_path):
     [run] = cli_json(capsys, metadata_path, 'runs')
     assert run['pipeline'] == 'nvae-test'
-    assert run['executions'] == 6
-    assert run['states'] == {'COMPLETE': 6}
+    assert run['executions'] == 7
+    assert run['states'] == {'COMPLETE': 7}
     text = cli(capsys, metadata_path, 'runs')
     [line] = [line for line in text.splitlines() if line.startswith(run['run'])]
-    assert 'nvae-test' in line and 'COMPLETE 6' in line
+    assert 'nvae-test' in line and 'COMPLETE 7' in line
 
 
 @pytest.mark.slow
@@ -133,6 +135,29 @@ def test_lineage_reaches_the_ingested_examples(capsys, metadata_path):
     )
     assert any(line.strip().startswith(f'examples: Examples {ingested} ') for line in lines)
     assert any(line.strip().startswith('<- ImageExampleGen (execution') for line in lines)
+
+
+@pytest.mark.slow
+def test_report_of_a_run_without_training(capsys, metadata_path, tmp_path):
+    """The run's own report (RunReport's system.HTML artifact) and one rebuilt from ML Metadata
+    afterwards, where the report component shows as complete."""
+    [own] = cli_json(capsys, metadata_path, 'artifacts', '--type', 'system.HTML')
+    assert own['producer']['node'] == 'RunReport' and own['uri'].endswith('/report.html')
+    assert own['custom_properties']['display_name'] == 'run report'
+    run = cli_json(capsys, metadata_path, 'runs')[0]['run']
+    rebuilt = cli_json(capsys, metadata_path, 'report', run, '--output', str(tmp_path / 'r.html'))
+    assert rebuilt == {'run': run, 'pipeline': 'nvae-test', 'report': str(tmp_path / 'r.html')}
+    for path, shown in (
+        (own['uri'], 'RUNNING">writing this report'),
+        (rebuilt['report'], 'COMPLETE">COMPLETE'),
+    ):
+        text = open(path).read()
+        assert 'no model was trained in this run' in text
+        assert '<h3>Statistics: train</h3>' in text and 'None in any split.' in text
+        assert f'<td>RunReport</td><td><span class="state-{shown}</span>' in text
+    assert cli(capsys, metadata_path, 'report').strip() == (
+        f'Report of run {run} of nvae-test: {os.path.dirname(metadata_path)}/reports/{run}.html'
+    )
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ TASKS = {
     'DigitClassifierTrainer',
     'GenerativeEvaluator',
     'Pusher',
+    'RunReport',
     # LatestBlessedModelStrategy compiles into two chained MLMD queries.
     'latest_blessed_model_resolver-model-blessing-resolver',
     'latest_blessed_model_resolver-model-resolver',
@@ -135,6 +136,41 @@ def test_baseline_resolves_through_the_evaluators_current_model_id(gpu_job):
     from tfx.components.evaluator import executor as tfx_evaluator
 
     assert issubclass(executor_class, tfx_evaluator.Executor)
+
+
+def test_the_report_is_an_html_artifact_the_pipeline_ui_shows(gpu_job):
+    """KFP's UI renders system.HTML artifacts; TFX compiles a custom type's name into its schema
+    title, which the container imports as a class path: a package the Dockerfile copies. With no
+    metadata store to read, the report gets the pipeline's structure."""
+    import yaml
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+
+    from components.artifacts import HtmlReport
+
+    job, _ = gpu_job
+    report = tasks(job)['RunReport']
+    component = job['pipelineSpec']['components'][report['componentRef']['name']]
+    schema = component['outputDefinitions']['artifacts']['report']['artifactType']
+    assert yaml.safe_load(schema['instanceSchema'])['title'] == 'system.HTML'
+    class_path = kubeflow_v2_entrypoint_utils._retrieve_class_path(
+        pipeline_spec_pb2.ArtifactTypeSchema(instance_schema=schema['instanceSchema'])
+    )
+    assert _import(class_path) is HtmlReport
+    dockerfile = open(os.path.join(configs.PROJECT_ROOT, 'Dockerfile')).read()
+    assert re.search(r'^COPY system /pipeline/system$', dockerfile, re.M)
+    assert {'Pusher', 'GenerativeEvaluator', 'Transform'} <= set(report['dependentTasks'])
+    assert report['inputs']['artifacts']['pushed_model']['taskOutputArtifact'] == {
+        'outputArtifactKey': 'pushed_model',
+        'producerTask': 'Pusher',
+    }
+    assert 'metadata_connection_config' not in report['inputs']['parameters']
+    structure = json.loads(parameter(report, 'pipeline_structure'))
+    evaluator = structure['nodes']['GenerativeEvaluator']
+    assert (
+        evaluator['properties']['num_iw_samples'] == 'runtime parameter iw_samples (default 1000)'
+    )
+    assert evaluator['inputs']['model'] == ['Trainer', 'model']
 
 
 def test_runtime_parameters_with_their_defaults(gpu_job):

@@ -37,6 +37,10 @@ def test_bad_images_end_the_run_with_one_line_and_no_packaging_chatter(tmp_path)
     example_gen = [line.split()[1:3] for line in stdout if line.startswith('ImageExampleGen ')]
     assert example_gen == [['started'], ['failed', 'after']]
     assert not any('bdist_wheel' in line or 'running' in line for line in stdout)
+    # The failed run's report, written from ML Metadata, says what failed and why.
+    assert stdout[-1].startswith(f'Report: {tmp_path}/reports/') and stdout[-1].endswith('.html')
+    report = open(stdout[-1].removeprefix('Report: ')).read()
+    assert f'at ImageExampleGen (execution 1): <code>{image_dir}/{names[1]}: empty file' in report
 
 
 @pytest.mark.extended  # test_trainer_pipeline checks cached reruns in make test
@@ -48,10 +52,13 @@ def test_data_half_then_an_identical_rerun_that_is_cached(tmp_path):
     assert not any('bdist_wheel' in line or 'deprecat' in line.lower() for line in lines)
     started = [line.split()[0] for line in lines if line.split()[1:2] == ['started']]
     assert started[0] == 'ImageExampleGen' and 'Transform' in started
-    assert lines[-1] == '6 components ran, 0 were cached.'
+    assert lines[-2] == '7 components ran, 0 were cached.'
+    assert lines[-1].startswith(f'Report: {tmp_path}/root/RunReport/report/')
     second = run_local(tmp_path, '--no_train')
     assert second.returncode == 0 and second.stderr == ''
     lines = second.stdout.splitlines()
-    assert lines[-1] == 'Every component was cached: nothing ran, nothing was pushed again.'
+    assert lines[-2] == 'Every component was cached: nothing ran, nothing was pushed again.'
+    # The cached report is the first run's: this run's is written from ML Metadata.
+    assert lines[-1].startswith(f'Report: {tmp_path}/reports/')
     assert {line.split()[1] for line in lines if line.split()[:1] == ['Transform']} >= {'cached'}
     assert os.path.exists(f'{tmp_path}/metadata.sqlite.lock')

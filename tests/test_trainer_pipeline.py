@@ -4,6 +4,7 @@
 3. no threshold: the Evaluator re-runs and blesses, Pusher pushes;
 4. more training steps: a new model, compared with run 3's as the baseline;
 5. run 4 again: everything cached, the Evaluator's baseline still run 3's model, nothing pushed.
+Each run's RunReport writes its report, read here in a real browser, and each push a model card.
 """
 
 import dataclasses
@@ -16,12 +17,15 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 from components.evaluator import executor as evaluator_executor
 from nvae_tfx import datasets
 from nvae_tfx.data import transformed
 from nvae_tfx.options import EvaluationOptions, SourceOptions, TrainingOptions
 from nvae_tfx.training import export
+from pipeline.run_report import model_card, page
+from tests.chromium import Chromium
 from tests.pipeline_helpers import run_outputs, run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -43,7 +47,13 @@ EVAL = EvaluationOptions(
     digit_classifier_epochs=1,
     max_nll=1.0,
 )
-MODEL_NODES = {'Trainer', 'DigitClassifierTrainer', 'GenerativeEvaluator', 'Pusher'}
+MODEL_NODES = {'Trainer', 'DigitClassifierTrainer', 'GenerativeEvaluator', 'Pusher', 'RunReport'}
+# In the page: every metric cell, every image, the text.
+SHOWN_METRICS = (
+    "Array.from(document.querySelectorAll('[data-metric]'))"
+    '.map(e => [e.dataset.metric, e.dataset.role, e.textContent])'
+)
+SHOWN_IMAGES = 'Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])'
 
 
 @pytest.fixture(scope='module')
@@ -256,3 +266,52 @@ def test_saved_model_signatures_in_a_fresh_process(runs):
     assert result['shape'] == [5, 32, 32, 1] and result['recon_shape'] == [5, 32, 32, 1]
     assert 0.0 <= result['min'] and result['max'] <= 1.0
     assert len(result['ll']) == 3 and all(-2000 < v < 0 for v in result['ll'])
+
+
+def test_reports_in_a_browser(runs, tmp_path):
+    """Run 4's report (its model beside run 3's, the baseline) and run 1's (not blessed) in
+    headless Chromium: the metrics it shows are metrics.json's, every image loads, nothing is
+    fetched but the page itself; a screenshot of the whole page."""
+    _, (first, _, third, fourth, _) = runs
+    evaluation = artifact(fourth, 'GenerativeEvaluator', 'evaluation')
+    report = json.load(open(os.path.join(evaluation.uri, 'metrics.json')))
+    assert report['baseline_metrics']  # compared with run 3's model
+    with Chromium() as browser:
+        browser.open(artifact(fourth, 'RunReport', 'report').uri)
+        shown = {(key, role): text for key, role, text in browser.evaluate(SHOWN_METRICS)}
+        shown_images = browser.evaluate(SHOWN_IMAGES)
+        requested = browser.requested_urls
+        width, height = browser.screenshot(str(tmp_path / 'report.png'))
+        browser.open(artifact(first, 'RunReport', 'report').uri)
+        first_text = browser.evaluate('document.body.innerText')
+    measured = [k for k, v in report['metrics'].items() if page.is_metric(k, v)]
+    assert {'nll_nats', 'fid_mnist_classifier', 'recall_mnist_classifier'} <= set(measured)
+    assert {k for k, role in shown if role == 'candidate'} == set(measured)
+    for key in measured:
+        for role, values in (
+            ('candidate', report['metrics']),
+            ('baseline', report['baseline_metrics']),
+        ):
+            assert float(shown[key, role]) == pytest.approx(values[key], abs=5e-5), (key, role)
+    assert {alt for alt, *_ in shown_images} >= {*page.IMAGE_CAPTIONS.values()}
+    assert all(complete and natural_width > 0 for _, complete, natural_width in shown_images)
+    assert requested[0].startswith('file://') and all(u.startswith('data:') for u in requested[1:])
+    assert width == 1280 and height > 2000
+    assert len(Image.open(tmp_path / 'report.png').convert('RGB').getcolors(1 << 20)) > 100
+    assert 'Not blessed, nothing pushed' in first_text and 'threshold 1.0' in first_text
+
+
+def test_every_push_has_a_model_card(runs):
+    tmp_path, (_, _, third, *_) = runs
+    destination = prop(artifact(third, 'Pusher', 'pushed_model'), 'pushed_destination')
+    metrics = json.load(
+        open(os.path.join(artifact(third, 'GenerativeEvaluator', 'evaluation').uri, 'metrics.json'))
+    )['metrics']
+    card = open(os.path.join(destination, model_card.MARKDOWN)).read()
+    assert f'| nll_nats | {page.number(metrics["nll_nats"])} |' in card
+    assert f'| Model | {artifact(third, "Trainer", "model").id} | Trainer (execution ' in card
+    assert 'Input fingerprint' in card and 'Trained for 12 steps of 8 images' in card
+    assert os.path.isfile(os.path.join(destination, model_card.SAMPLES))
+    assert os.path.isfile(os.path.join(destination, model_card.HTML))
+    # Beside the SavedModel, which still loads as Pusher left it (test_saved_model_signatures).
+    assert os.path.isfile(os.path.join(destination, 'saved_model.pb'))

@@ -412,6 +412,16 @@ def test_the_default_mnist_job_pushes_a_blessed_model_to_cloud_storage(mnist_run
     destination = pushed.metadata['pushed_destination']
     assert destination.startswith(f'gs://{BUCKET}/mnist/serving/')
     assert tf.io.gfile.exists(f'{destination}/saved_model.pb')
+    # The run's report: the artifact is the HTML file, as Vertex's UI shows it; the card of
+    # the push beside the SavedModel. No metadata store here: read from the task's inputs.
+    html = first.output('RunReport', 'report')
+    assert html.schema_title == 'system.HTML'
+    assert html.uri.endswith('/report.html') and html.metadata['display_name'] == 'run report'
+    with tf.io.gfile.GFile(html.uri) as f:
+        text = f.read()
+    assert f'data-role="candidate">{metrics["nll_nats"]:.4f}<' in text
+    assert 'no ML Metadata store reachable' in text
+    assert tf.io.gfile.exists(f'{destination}/model_card.md')
 
 
 @pytest.mark.extended
