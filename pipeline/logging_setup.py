@@ -25,10 +25,13 @@ _CACHED = 'A cached execution %d is used.'
 _FAILED = 'Execution %d failed.'
 # Warnings TFX, TFX-BSL and TensorFlow emit on every run that need no action: the resolver's
 # unsupported query hint, Transform's output lacking a payload_format property (it is
-# tf.Example, the fallback), TensorFlow's API deprecation notices.
+# tf.Example, the fallback), TensorFlow's API deprecation notices, and loading the served model,
+# saved without gradient functions on purpose (nvae_tfx/training/export.py).
 _HARMLESS_MESSAGES = (
     'ArtifactQuery.property_predicate is not supported.',
     'Examples artifact does not have %s custom property. Falling back to %s',
+    'Importing a function (%s) with ops with unsaved custom gradients. Will likely fail if a '
+    'gradient is requested.',
 )
 _HARMLESS_SOURCES = (os.path.join('tensorflow', 'python', 'util', 'deprecation.py'),)
 # TensorFlow 2.16's wheel logs these three C++ errors on every import, GPU or not: XLA's CUDA
