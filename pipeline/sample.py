@@ -81,8 +81,17 @@ def number_list(kind, low, high=None, low_open=False):
     return parse
 
 
+temperatures = number_list(float, 0.0, 10.0, low_open=True)
+
+
 def one_temperature(text):
-    return number_list(float, 0.0, 10.0, low_open=True)(text)[0]
+    return temperatures(text)[0]
+
+
+def default(flag: str) -> str:
+    """A mode flag's default as the flag is written."""
+    value = MODE_FLAGS[flag][1]
+    return ','.join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def parse_args(argv):
@@ -106,32 +115,48 @@ def parse_args(argv):
     )
     mode.add_argument(
         '--temperatures',
-        type=number_list(float, 0.0, 10.0, low_open=True),
+        type=temperatures,
         help='comma-separated; one row of samples each, same seed',
     )
     p.add_argument(
         '--num', type=at_least(1), help=f'samples ({NUM_SAMPLES}; a row: {NUM_PER_TEMPERATURE})'
     )
-    p.add_argument('--temperature', type=one_temperature, help="of the prior's latents (1.0)")
     p.add_argument(
-        '--iw_samples', type=at_least(1), help='importance samples K of the NLL bound (100)'
-    )
-    p.add_argument('--latent', choices=latent_tools.LATENTS, help='posterior mean or sample (mean)')
-    p.add_argument(
-        '--steps', type=at_least(2), help='images in an interpolation, ends included (8)'
+        '--temperature',
+        type=one_temperature,
+        help=f"of the prior's latents ({default('temperature')})",
     )
     p.add_argument(
-        '--interpolation', choices=(*latent_tools.INTERPOLATIONS, 'both'), help='(both: two rows)'
+        '--iw_samples',
+        type=at_least(1),
+        help=f'importance samples K of the NLL bound ({default("iw_samples")})',
     )
     p.add_argument(
-        '--alpha', type=number_list(float, 0.0, 1.0), help='blend weights of A (0.25,0.5,0.75)'
+        '--latent',
+        choices=latent_tools.LATENTS,
+        help=f'posterior mean or sample ({default("latent")})',
+    )
+    p.add_argument(
+        '--steps',
+        type=at_least(2),
+        help=f'images in an interpolation, ends included ({default("steps")})',
+    )
+    p.add_argument(
+        '--interpolation',
+        choices=(*latent_tools.INTERPOLATIONS, 'both'),
+        help=f'one row, or two ({default("interpolation")})',
+    )
+    p.add_argument(
+        '--alpha',
+        type=number_list(float, 0.0, 1.0),
+        help=f'blend weights of A ({default("alpha")})',
     )
     p.add_argument('--top_groups', type=number_list(int, 1), help='N per row of --mix (every N)')
     args = p.parse_args(argv)
     args.mode = next((m for m in MODES if getattr(args, m) is not None), None)
-    for flag, (modes, default) in MODE_FLAGS.items():
+    for flag, (modes, value) in MODE_FLAGS.items():
         if getattr(args, flag) is None:
-            setattr(args, flag, default)
+            setattr(args, flag, value)
         elif args.mode not in modes:
             name = {m: f'--{m}' if m else 'the sample grid' for m in (*modes, args.mode)}
             used = ', '.join(name[m] for m in modes)
