@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 AIRFLOW_PY := .venv-airflow/bin/python
 
-.PHONY: setup setup-airflow setup-browser run lint format test test-fast test-extended test-airflow bench-ingestion bench-pipeline lock
+.PHONY: setup setup-airflow setup-browser run lint format test test-fast test-extended test-airflow bench-ingestion bench-pipeline docs-latents lock
 
 setup:
 	@bash scripts/setup.sh
@@ -49,6 +49,11 @@ bench-ingestion: setup
 
 bench-pipeline: setup
 	$(PY) -m bench.bench_pipeline
+
+# docs/serving.md's interpolation strip and mixing grid, from the newest model `make run` pushed
+# (another: make docs-latents SERVING_DIR=...).
+docs-latents: setup
+	bash scripts/docs_latents.sh $(if $(SERVING_DIR),--serving_dir $(SERVING_DIR))
 
 lock:
 	bash scripts/lock.sh

@@ -269,12 +269,14 @@ class NVAE(keras.Model):
             s = cell(s, **bn)
         return ops.cast(self.head(s), 'float32')
 
-    def _posterior_pass(self, x, training, use_mean=False):
+    def _posterior_pass(self, x, training, use_mean=False, seeds=None):
         """Encodes x and decodes from posterior samples (or means).
 
         Returns logits, per-group KL [B, G], log q(z|x) [B], log p(z) [B] and
-        the latents per group (the posterior means when use_mean).
+        the latents per group (the posterior means when use_mean). seeds: the
+        stream the samples are drawn from; None: the model's own.
         """
+        seeds = self.seed_generator if seeds is None else seeds
         top, taps = self._encoder_features(x, training)
         top = ops.elu(self.enc0(ops.elu(top)))
         kls, latents = [], []
@@ -293,7 +295,7 @@ class NVAE(keras.Model):
                 if self.config.res_dist:  # the clamps apply to the sums
                     mu_q, log_sigma_q = mu_p + mu_q, log_sigma_p + log_sigma_q
                 q, p = Normal(mu_q, log_sigma_q), Normal(mu_p, log_sigma_p)
-            z = q.mu if use_mean else q.sample(self.seed_generator)
+            z = q.mu if use_mean else q.sample(seeds)
             log_q_z = q.log_prob(z)  # shift-only flows have log det 0
             for flow in self.flows[group * num_nf : (group + 1) * num_nf]:
                 z = flow(z)
@@ -392,18 +394,21 @@ class NVAE(keras.Model):
         seeds = self.seed_generator if seed is None else self.seed_stream(seed)
 
         def latent(group, s):
-            if group == 0:
-                zeros = ops.zeros((num_samples,) + self.z0_shape)
-                prior = Normal(zeros, zeros, temperature)
-            else:
-                prior = Normal(*_split(self.prior_heads[group - 1](s)), temperature)
-            return prior.sample(seeds)
+            return self._prior(group, s, num_samples, temperature).sample(seeds)
 
         logits = self._decode(num_samples, latent, training, sampling_state)
         dist = self.output_distribution(logits)
         if self.config.dataset == 'mnist' or mean_image:
             return dist.mean()
         return dist.sample(seeds, temperature)
+
+    def _prior(self, group, state, batch_size, temperature):
+        """p(z_group | z_<group) at a temperature: N(0, 1.01 t) for the top group, else the
+        prior head's reading of the decoder state the groups above left."""
+        if group == 0:
+            zeros = ops.zeros((batch_size,) + self.z0_shape)
+            return Normal(zeros, zeros, temperature)
+        return Normal(*_split(self.prior_heads[group - 1](state)), temperature)
 
     def readjust_bn(self, num_passes=500, batch_size=16, temperature=1.0, compile_pass=None):
         """Makes the sampling state (the official --readjust_bn): the decoder's BatchNorm
@@ -455,6 +460,46 @@ class NVAE(keras.Model):
         """Posterior means per group (decoder order), each conditioned on the
         means of the groups above it; flows, if any, are applied to them."""
         return self._posterior_pass(self._prepare(x), training=False, use_mean=True)[4]
+
+    def posterior_sample(self, x, seed):
+        """One sample of every group's latent from the posterior (decoder order), each group
+        drawn given the samples of the groups above it, flows applied; equal seeds give equal
+        samples."""
+        seeds = self.seed_stream(seed)
+        return self._posterior_pass(self._prepare(x), training=False, seeds=seeds)[4]
+
+    def latent_shapes(self):
+        """[h, w, channels] of every group's latent, decoder order (coarsest scale first)."""
+        size, channels = self.z0_shape[0], self.z0_shape[-1]
+        return [
+            (size * 2**scale, size * 2**scale, channels)
+            for scale, groups in enumerate(reversed(self.groups_per_scale))
+            for _ in range(groups)
+        ]
+
+    def decode(self, latents, keep, temperature, seed):
+        """Images in [0, 1] from latents (decoder order, as encode gives them), and the latents
+        decoded.
+
+        Group g decodes latents[g] where keep[g]; elsewhere a draw from its conditional prior
+        p(z_g | z_<g) at temperature[g], given the groups above as decoded (temperature is
+        unused where kept). Every group's draw is made whether kept or not, so a seed draws the
+        same noise whichever groups are kept. The images are the decoder's mean, as
+        reconstruct's: decoding encode(x) with every group kept reconstructs x. BatchNorm uses
+        the training statistics, as reconstruct and the likelihoods do; decoding with no group
+        kept therefore equals sample(mean_image=True) without the sampling state.
+        """
+        seeds = self.seed_stream(seed)
+        batch_size = ops.shape(latents[0])[0]
+        decoded = []
+
+        def latent(group, s):
+            drawn = self._prior(group, s, batch_size, temperature[group]).sample(seeds)
+            decoded.append(ops.where(keep[group], ops.cast(latents[group], 'float32'), drawn))
+            return decoded[-1]
+
+        logits = self._decode(batch_size, latent, training=False)
+        return self.output_distribution(logits).mean(), decoded
 
     def reconstruct(self, x):
         """Decoder mean image in [0, 1] given the posterior means."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from model_code import config as nvae_config
 from nvae_tfx import datasets, options
 from pipeline import configs
+from pipeline.flags import FlagParser
 
 # Flags that name files or directories: '~' is the home directory in each (runners add some).
 PATH_FLAGS = (
@@ -24,14 +25,6 @@ PATH_FLAGS = (
     'inception_weights',
     'output',
 )
-
-
-class FlagParser(argparse.ArgumentParser):
-    """A bad flag is one line, `error: ...`, like every other error a runner reports; --help
-    shows the usage."""
-
-    def error(self, message):
-        self.exit(2, f'error: {message} (--help lists the flags)\n')
 
 
 def split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:

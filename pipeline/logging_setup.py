@@ -25,13 +25,17 @@ _CACHED = 'A cached execution %d is used.'
 _FAILED = 'Execution %d failed.'
 # Warnings TFX, TFX-BSL and TensorFlow emit on every run that need no action: the resolver's
 # unsupported query hint, Transform's output lacking a payload_format property (it is
-# tf.Example, the fallback), a changed output URI, TensorFlow's API deprecation notices.
+# tf.Example, the fallback), a changed output URI, TensorFlow's API deprecation notices, and
+# loading the served model, saved without gradient functions on purpose
+# (nvae_tfx/training/export.py).
 _HARMLESS_MESSAGES = (
     'ArtifactQuery.property_predicate is not supported.',
     'Examples artifact does not have %s custom property. Falling back to %s',
     # RunReport points its artifact at the HTML file it wrote, as Kubeflow's UI needs.
     'When there is one artifact to publish, the URI of it should be identical to the URI of '
     'system generated artifact.',
+    'Importing a function (%s) with ops with unsaved custom gradients. Will likely fail if a '
+    'gradient is requested.',
 )
 _HARMLESS_SOURCES = (os.path.join('tensorflow', 'python', 'util', 'deprecation.py'),)
 # TensorFlow 2.16's wheel logs these three C++ errors on every import, GPU or not: XLA's CUDA

@@ -125,9 +125,10 @@ def write_tfds(data_dir: str, name: str, split_sizes: dict):
     )
 
 
-def write_mnist_transform_graph(out_dir: str) -> str:
-    """A real Transform graph of the MNIST schema and the project's preprocessing_fn (default
-    TransformOptions), as the Transform component writes it, from one digit; returns out_dir."""
+def write_transform_graph(out_dir: str, options=None) -> str:
+    """A real Transform graph of the dataset's schema and the project's preprocessing_fn
+    (TransformOptions, default: MNIST's), as the Transform component writes it, from one image;
+    returns out_dir."""
     import apache_beam as beam
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
@@ -137,22 +138,22 @@ def write_mnist_transform_graph(out_dir: str) -> str:
     from components.transform import preprocessing
     from nvae_tfx.options import TransformOptions
 
+    options = options or TransformOptions()
     schema = io_utils.SchemaReader().read(
-        os.path.join(os.path.dirname(__file__), '..', 'schemas', 'mnist', 'schema.pbtxt')
+        os.path.join(os.path.dirname(__file__), '..', 'schemas', options.dataset, 'schema.pbtxt')
     )
     metadata = dataset_metadata.DatasetMetadata(schema)
-    config = TransformOptions().to_custom_config()
-    digit = {
-        'image_raw': [digits(1, seed=0)[0][0].tobytes()],
-        'label': [0],
-        'id': [b'0'],
-        'height': [28],
-        'width': [28],
-        'channels': [1],
-    }
+    config = options.to_custom_config()
+    if options.dataset == 'mnist':
+        image = {'image_raw': [digits(1, seed=0)[0][0].tobytes()], 'label': [0]}
+        h, w, c = 28, 28, 1
+    else:
+        image = {'image_encoded': [jpeg_bytes(face(0))]}
+        h, w, c = CELEBA_SHAPE
+    raw = {**image, 'id': [b'0'], 'height': [h], 'width': [w], 'channels': [c]}
     with tft_beam.Context(temp_dir=os.path.join(out_dir, 'tmp')):
         with beam.Pipeline() as p:
-            transform_fn = (p | beam.Create([digit]), metadata) | tft_beam.AnalyzeDataset(
+            transform_fn = (p | beam.Create([raw]), metadata) | tft_beam.AnalyzeDataset(
                 lambda inputs: preprocessing.preprocessing_fn(inputs, config)
             )
             _ = transform_fn | tft_beam.WriteTransformFn(out_dir)

@@ -19,7 +19,7 @@ from nvae_tfx.evaluation import generative_metrics
 from nvae_tfx.options import TrainingOptions
 from nvae_tfx.training import export, loop
 from pipeline import sample
-from tests.fixtures import write_mnist_transform_graph
+from tests.fixtures import write_transform_graph
 
 VERSION = '1700000000'
 TEMPERATURE = 0.8
@@ -61,7 +61,7 @@ def pushed(tmp_path_factory):
     """(serving dir, Model artifact uri, TrainingOptions) of a model exported as the Trainer
     exports it and copied as Pusher copies it."""
     root = tmp_path_factory.mktemp('serving')
-    tft_output = tft.TFTransformOutput(write_mnist_transform_graph(str(root / 'transform_graph')))
+    tft_output = tft.TFTransformOutput(write_transform_graph(str(root / 'transform_graph')))
     options = TrainingOptions(
         preset='tiny',
         train_steps=2,
@@ -180,7 +180,7 @@ def test_sample_scores_image_files(pushed, tmp_path, capsys):
         assert bpd == pytest.approx(nats / np.log(2) / 784, abs=1e-4)
 
 
-def test_sample_refuses_bad_input_with_one_line(pushed, tmp_path):
+def test_sample_refuses_bad_input_with_one_line(pushed, tmp_path, capsys):
     serving_dir, _, _ = pushed
     small = tmp_path / 'small.png'
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(small)
@@ -194,24 +194,30 @@ def test_sample_refuses_bad_input_with_one_line(pushed, tmp_path):
     for files, message in cases.items():
         with pytest.raises(SystemExit) as e:
             sample.main(['--serving_dir', str(serving_dir), '--score', *files])
-        assert str(e.value.code).startswith(f'error: {message}')
+        assert e.value.code == 2
+        assert capsys.readouterr().err.startswith(f'error: {message}')
     with pytest.raises(SystemExit) as e:
         sample.main(['--serving_dir', str(serving_dir), '--version', '12'])
-    assert e.value.code == f'error: {serving_dir / "12"}: not a SavedModel (versions: {VERSION})'
+    assert e.value.code == 2
+    assert capsys.readouterr().err == (
+        f'error: {serving_dir / "12"}: not a SavedModel (versions: {VERSION})\n'
+    )
 
 
 @pytest.mark.parametrize(
     'flag, message',
     [
-        ('--num=0', '--num must be at least 1, got 0'),
-        ('--iw_samples=0', '--iw_samples must be at least 1, got 0'),
-        ('--temperature=-1', '--temperature must be in (0, 10], got -1.0'),
+        ('--num=0', 'argument --num: must be at least 1, got 0'),
+        ('--iw_samples=0', 'argument --iw_samples: must be at least 1, got 0'),
+        ('--steps=4', '--steps is for --interpolate, not the sample grid'),
+        ('--temperature=-1', 'argument --temperature: -1.0 is outside (0.0, 10.0]'),
     ],
 )
-def test_bad_flags_are_one_line_before_anything_loads(tmp_path, flag, message):
+def test_bad_flags_are_one_line_before_anything_loads(tmp_path, flag, message, capsys):
     with pytest.raises(SystemExit) as e:
         sample.main([flag, '--serving_dir', str(tmp_path / 'none')])
-    assert e.value.code == f'error: {message}'
+    assert e.value.code == 2
+    assert capsys.readouterr().err == f'error: {message} (--help lists the flags)\n'
 
 
 def test_newest_version_is_loaded_unless_one_is_named(tmp_path):

@@ -5,6 +5,14 @@ Evaluator rebuilds. Signatures:
   reconstruct(images: float32 [N, H, W, C] in [0, 1])  -> images
   log_likelihood(examples: raw serialized tf.Examples, num_samples: int32) -> nats [N]
   log_likelihood_images(images, num_samples)           -> nats [N]
+  encode(images, seed: int32) -> mean_GG, sample_GG: every group GG's latent [N, h, w, c]
+  decode(z_GG..., keep: bool [G], temperature: float32 [G], seed: int32) -> images, z_GG...
+
+encode gives each group's posterior mean (given the means above it) and a posterior sample (given
+the samples above it), flows applied; decode decodes given latents where keep, draws the others
+from their conditional prior at their temperature, and returns the images (the decoder's mean,
+as reconstruct's) and every latent it decoded. GG is the group's index in decoder order, two
+digits, coarsest scale first (docs/serving.md).
 
 log_likelihood applies the Transform graph and, for MNIST with dynamic binarization, draws a
 binarization as NVAE's evaluation does; log_likelihood_images takes images as the model sees
@@ -33,6 +41,11 @@ from nvae_tfx.training.checkpoints import all_finite
 KERAS_DIR = 'Format-Keras'  # beside TFX's Format-Serving inside the Model artifact
 KERAS_FILE = 'nvae.keras'
 IW_CHUNK = 50  # samples per forward pass in log_likelihood
+
+
+def latent_name(group: int) -> str:
+    """decode's name of a group's latent, in and out: z_00, z_01, ... in decoder order."""
+    return f'z_{group:02d}'
 
 
 def keras_model_path(model_uri: str) -> str:
@@ -71,6 +84,26 @@ class NVAEServing(tf.Module):
                 tf.TensorSpec([], tf.int32, name='num_samples'),
             ],
         )
+        self.encode = graph_function(
+            self._encode,
+            input_signature=[
+                tf.TensorSpec([None, *shape], tf.float32, name='images'),
+                tf.TensorSpec([], tf.int32, name='seed'),
+            ],
+        )
+        groups = model.num_groups
+        self.decode = graph_function(
+            self._decode,
+            input_signature=[
+                [
+                    tf.TensorSpec([None, *latent_shape], tf.float32, name=latent_name(g))
+                    for g, latent_shape in enumerate(model.latent_shapes())
+                ],
+                tf.TensorSpec([groups], tf.bool, name='keep'),
+                tf.TensorSpec([groups], tf.float32, name='temperature'),
+                tf.TensorSpec([], tf.int32, name='seed'),
+            ],
+        )
         self.log_likelihood_images = graph_function(
             self._log_likelihood_images,
             input_signature=[
@@ -84,6 +117,18 @@ class NVAEServing(tf.Module):
 
     def _reconstruct(self, images):
         return {'images': self.model.reconstruct(images)}
+
+    def _encode(self, images, seed):
+        means = self.model.encode(images)
+        samples = self.model.posterior_sample(images, seed)
+        return {
+            **{f'mean_{g:02d}': z for g, z in enumerate(means)},
+            **{f'sample_{g:02d}': z for g, z in enumerate(samples)},
+        }
+
+    def _decode(self, latents, keep, temperature, seed):
+        images, decoded = self.model.decode(latents, keep, temperature, seed)
+        return {'images': images, **{latent_name(g): z for g, z in enumerate(decoded)}}
 
     def _log_likelihood_examples(self, examples, num_samples):
         features = self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
@@ -157,6 +202,8 @@ def export(model, serving_model_dir: str, tft_output, options: TrainingOptions) 
             'reconstruct': module.reconstruct,
             'log_likelihood': module.log_likelihood,
             'log_likelihood_images': module.log_likelihood_images,
+            'encode': module.encode,
+            'decode': module.decode,
         },
         options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
     )
