@@ -1,4 +1,5 @@
 # Every target sets up its environment first (scripts/setup.sh; about a second when nothing changed).
+# GPU=1 installs TensorFlow's CUDA libraries too (requirements-gpu.lock; docs/gpu.md), GPU=0 not.
 PY := .venv/bin/python
 AIRFLOW_PY := .venv-airflow/bin/python
 
