@@ -254,7 +254,7 @@ class TrainingOptions:
     steps_per_epoch: int | None = None
     eval_steps: int = 5
     checkpoint_every_steps: int = 200  # and at every epoch end; a re-run resumes from the last
-    mixed_precision: str = 'float32'  # GPU only
+    mixed_precision: str = 'float32'  # any device; for GPUs (slow on most CPUs)
     jit_compile: str = 'auto'  # XLA for the train step: 'auto' where Keras supports it
     eval_protocol: str | None = None  # None: the preset's (nvae_config.EVALUATION_PROTOCOLS)
     # None: the protocol's. The temperature of generated images (TensorBoard's grids too).
