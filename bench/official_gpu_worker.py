@@ -1,7 +1,7 @@
 """One side of bench/bench_gpu.py: the official PyTorch NVAE (NVlabs/NVAE) training on one GPU
 exactly as its train.py trains: its own train() function, imported from its train.py, over a
-queue of one batch per step, its model, fast Adamax and GradScaler(2**10), and the process
-group of one that train.py sets up when it runs on one GPU (distributed=True, NCCL, world size
+queue that gives the same batch every step, with its model, fast Adamax, GradScaler(2**10) and
+the process group of one that train.py sets up on one GPU (distributed=True, NCCL, world size
 1). Precision: mixed_float16 is train.py's own autocast; float32 runs the same code with
 autocast off; mixed_bfloat16 with autocast to bfloat16.
 
@@ -78,6 +78,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+class StepTimes:
+    """train()'s queue: the same batch `steps` times; each fetch first waits for the GPU, so the
+    time between two fetches is one whole step."""
+
+    def __init__(self, batch, steps):
+        self.batch, self.steps, self.fetched = batch, steps, []
+
+    def __iter__(self):
+        import torch
+
+        for _ in range(self.steps + 1):
+            torch.cuda.synchronize()
+            self.fetched.append(time.perf_counter())
+            if len(self.fetched) <= self.steps:
+                yield self.batch
+
+    def step_s(self):
+        return [b - a for a, b in zip(self.fetched[:-1], self.fetched[1:], strict=True)]
+
+
 class NoWriter:
     """train() writes TensorBoard summaries every 100 steps; the benchmark keeps none."""
 
@@ -120,7 +140,7 @@ def main(argv=None):
     model = official.AutoEncoder(flags, None, utils.get_arch_cells(flags.arch_instance))
     parameters = sum(p.numel() for p in model.parameters())
     x = synthetic_batch('mnist' if flags.dataset == 'mnist' else 'celeba', args.batch_size)
-    queue = [(x, torch.zeros(args.batch_size, dtype=torch.long))]
+    batch = (x, torch.zeros(args.batch_size, dtype=torch.long))  # (images, labels) as its loaders
     print(
         json.dumps(
             {
@@ -148,19 +168,14 @@ def main(argv=None):
     elif args.precision == 'mixed_bfloat16':
         official.autocast = lambda: torch.autocast('cuda', dtype=torch.bfloat16)
     torch.cuda.reset_peak_memory_stats()
-    step, times, losses = 0, [], []
-    for i in range(args.warmup + args.steps):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        nelbo, step = official.train(
-            queue, model, optimizer, grad_scalar, step, args.warmup_steps, NoWriter(), NoWriter()
-        )
-        loss = float(nelbo)  # waits for the step
-        if i >= args.warmup:
-            times.append(time.perf_counter() - start)
-            losses.append(loss)
-        else:
-            warmup_s = time.perf_counter() - started
+    # One train() call over all the steps, as an epoch runs (its once-per-100-steps work falls on
+    # the first, a warm-up step); the queue waits for the GPU at each fetch.
+    queue = StepTimes(batch, args.warmup + args.steps)
+    nelbo, _ = official.train(
+        queue, model, optimizer, grad_scalar, 0, args.warmup_steps, NoWriter(), NoWriter()
+    )
+    loss = float(nelbo)
+    times = queue.step_s()[args.warmup :]
     print(
         json.dumps(
             {
@@ -168,10 +183,11 @@ def main(argv=None):
                 'step_s': [round(t, 5) for t in times],
                 'median_step_s': round(statistics.median(times), 5),
                 'min_step_s': round(min(times), 5),
-                'warmup_s': round(warmup_s, 1),
+                'warmup_s': round(queue.fetched[args.warmup] - started, 1),
+                # train()'s running mean over every step, warm-up included.
+                'losses': [round(loss, 3)],
                 'peak_memory_mb': round(torch.cuda.max_memory_allocated() / 2**20, 1),
                 'peak_reserved_mb': round(torch.cuda.max_memory_reserved() / 2**20, 1),
-                'losses': [round(v, 3) for v in losses],
                 'device': torch.cuda.get_device_name(0),
                 'versions': {'torch': torch.__version__, 'cuda': torch.version.cuda},
                 'tf32': {
