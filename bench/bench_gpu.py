@@ -6,10 +6,11 @@ Every side runs in its own process. All of them prepare at once (this code: the 
 the CPU and its XLA train step compiled for the GPU; the official code: its model built on the
 CPU), then they are timed one at a time with nothing else running: warm-up steps, then timed
 steps, each waited for (this code's step is the jitted train_step that Keras' JAX trainer runs,
-on data already on the GPU; the official one is its train.py's train() on one batch). A side
-not ready within the preparation share of --budget-s, or not finished by the budget, is
-recorded as such. The result goes to bench/results.jsonl with the machine and GPU, and a table
-with the projections ends the output.
+on data already on the GPU; the official ones are its train.py's train() over the same batch
+each step, bench/official_gpu_worker.py). A side not ready within the preparation share of
+--budget-s, or not finished by the budget, is recorded as such. The result goes to
+bench/results.jsonl with the machine and GPU, and a table with the projections ends the
+output.
 
     python bench/bench_gpu.py --official-dir NVAE_CHECKOUT            # on a GPU machine
     python bench/bench_gpu.py --dry-run                               # the JAX side, tiny, CPU
@@ -61,7 +62,7 @@ def xla_flops(compiled):
 
 
 def ours_worker(argv):
-    """This code's side: one training step of the jitted train_step of Keras' JAX trainer."""
+    """This code's side: the jitted train_step of Keras' JAX trainer, timed step by step."""
     parser = argparse.ArgumentParser()
     parser.add_argument('--preset', required=True)
     parser.add_argument('--batch-size', type=int, required=True)
@@ -79,9 +80,10 @@ def ours_worker(argv):
     if keras.backend.backend() != 'jax':
         raise SystemExit('ours-worker runs under KERAS_BACKEND=jax')
     cpu = jax.devices('cpu')[0]
-    target = jax.devices(args.device)[0] if args.device == 'cpu' else jax.devices()[0]
-    if target.platform != args.device:
-        print(json.dumps({'error': f'JAX sees no GPU (its devices: {jax.devices()})'}))
+    try:
+        target = jax.devices(args.device)[0]
+    except RuntimeError as e:
+        print(json.dumps({'error': f'JAX has no {args.device} device: {e}'.splitlines()[0]}))
         return 2
     started = time.perf_counter()
     # Built on the CPU: a side waiting for its turn holds no GPU memory.
