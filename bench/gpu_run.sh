@@ -13,8 +13,8 @@ if [ ! -d .whl ] || [ ! -f official-nvae/train.py ]; then
   exit 2
 fi
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl || exit 2
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
+  --target /tmp/nvae-gpu-site .whl/*.whl || exit 2
+export PYTHONPATH=/tmp/nvae-gpu-site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 before=$(wc -l < bench/results.jsonl)
 python3 bench/bench_gpu.py --official-dir official-nvae --log-dir "$out/logs" "$@" \
