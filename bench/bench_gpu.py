@@ -421,6 +421,16 @@ def table(records, rows):
             f'{preset}@{batch} {precision} | {cells[0]} | {cells[1]} | {ratio} | '
             f'{" / ".join(hours)} ({gpus})'
         )
+    # Both sides must build the same model: their parameter counts, per preset.
+    counts = {}
+    for r in records:
+        if r['prepared']:
+            counts.setdefault(r['preset'], {})[r['side']] = r['prepared']['parameters']
+    for preset, by_side in counts.items():
+        same = '' if len(set(by_side.values())) == 1 else ' (they differ)'
+        lines.append(
+            f'{preset} parameters: ' + ', '.join(f'{k} {v:,}' for k, v in by_side.items()) + same
+        )
     return '\n'.join(lines)
 
 

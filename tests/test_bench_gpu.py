@@ -14,16 +14,16 @@ from model_code.config import get_config
 
 STAND_IN = """
 import json, sys, time
-behaviour, median = sys.argv[1], float(sys.argv[2])
+behaviour, median, parameters = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 if behaviour == 'slow':
     time.sleep(120)
 if behaviour == 'fails':
     sys.stderr.write('Traceback: the stand-in side broke\\n')
     sys.exit(3)
 print('a line that is not JSON', flush=True)
-print(json.dumps({'ready': True, 'parameters': 7}), flush=True)
+print(json.dumps({'ready': True, 'parameters': parameters}), flush=True)
 sys.stdin.readline()
-print(json.dumps({'parameters': 7, 'step_s': [median], 'median_step_s': median,
+print(json.dumps({'parameters': parameters, 'step_s': [median], 'median_step_s': median,
                   'min_step_s': median, 'losses': [1.5], 'peak_memory_mb': 10.0}), flush=True)
 """
 
@@ -85,10 +85,12 @@ def test_sides_are_prepared_together_timed_in_turn_and_recorded(tmp_path, monkey
         ('mixed_float16', 'official'): 'slow',
     }
     medians = {'ours': '0.5', 'official': '0.75'}
+    parameters = {'ours': '7', 'official': '9'}  # a model that is not the same: flagged
 
     def stand_in(args, job):
         behaviour = behaviours[(job['precision'], job['side'])]
-        return [sys.executable, '-c', STAND_IN, behaviour, medians[job['side']]], {}
+        side = job['side']
+        return [sys.executable, '-c', STAND_IN, behaviour, medians[side], parameters[side]], {}
 
     monkeypatch.setattr(bench_gpu, 'side_command', stand_in)
     (tmp_path / 'train.py').write_text('')
@@ -111,7 +113,7 @@ def test_sides_are_prepared_together_timed_in_turn_and_recorded(tmp_path, monkey
     for side, median in (('ours', 0.5), ('official', 0.75)):
         timed = runs[('float32', side)]
         assert timed['result']['median_step_s'] == median and timed['finite_losses']
-        assert timed['prepared'] == {'ready': True, 'parameters': 7}
+        assert timed['prepared'] == {'ready': True, 'parameters': int(parameters[side])}
     failed = runs[('mixed_float16', 'ours')]
     assert failed['error'] == 'exited with status 3' and failed['result'] is None
     assert 'the stand-in side broke' in failed['stderr_tail']
@@ -130,10 +132,11 @@ def test_sides_are_prepared_together_timed_in_turn_and_recorded(tmp_path, monkey
         'hours_on_gpus': round(60_000 * 0.5 / 3600, 1),
         'hours_on_one_gpu': round(2 * 60_000 * 0.5 / 3600, 1),
     }
-    table = capsys.readouterr().out.strip().splitlines()[-2:]
-    assert table[0].startswith('paper_mnist@200 float32 | 0.500 (400) 10.0 | 0.750 (267) 10.0')
-    assert '| 1.50x |' in table[0] and table[0].endswith('8.3 / 12.5 (2)')
-    assert table[1].startswith('paper_mnist@200 mixed_float16 | exited with status 3 | not ready')
+    *_, f32, f16, counts = capsys.readouterr().out.strip().splitlines()
+    assert counts == 'paper_mnist parameters: ours 7, official 9 (they differ)'
+    assert f32.startswith('paper_mnist@200 float32 | 0.500 (400) 10.0 | 0.750 (267) 10.0')
+    assert '| 1.50x |' in f32 and f32.endswith('8.3 / 12.5 (2)')
+    assert f16.startswith('paper_mnist@200 mixed_float16 | exited with status 3 | not ready')
 
 
 @pytest.mark.extended
