@@ -1,4 +1,5 @@
 # Every target sets up its environment first (scripts/setup.sh; about a second when nothing changed).
+# GPU=1 installs TensorFlow's CUDA libraries too (requirements-gpu.lock; docs/gpu.md), GPU=0 not.
 PY := .venv/bin/python
 AIRFLOW_PY := .venv-airflow/bin/python
 
@@ -36,8 +37,9 @@ test-fast: setup lint
 	$(PY) -m pytest -q -m "not slow and not extended"
 
 # The compiled Vertex jobs run task by task on a local Cloud Storage, run_local's cached rerun
-# through its console output, a pipeline killed and resumed, the multi-process Beam run: 10
-# minutes to over an hour on 2 cores depending on the machine, so outside `make test`.
+# through its console output, a pipeline killed and resumed, the multi-process Beam run, the
+# bfloat16 pipeline, the GPU benchmark's JAX side on the CPU: 10 minutes to over an hour on 2
+# cores depending on the machine, so outside `make test`.
 test-extended: setup
 	$(PY) -m pytest -q -m extended
 

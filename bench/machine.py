@@ -27,13 +27,14 @@ def machine_info() -> dict:
     }
 
 
-def append_result(record: dict) -> dict:
-    """Adds time and machine to a benchmark record, appends it to results.jsonl, returns it."""
+def append_result(record: dict, path: str = RESULTS_FILE) -> dict:
+    """Adds time and machine to a benchmark record, appends it to `path` (results.jsonl),
+    returns it."""
     record = {
         'time': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'machine': machine_info(),
         **record,
     }
-    with open(RESULTS_FILE, 'a') as f:
+    with open(path, 'a') as f:
         f.write(json.dumps(record) + '\n')
     return record

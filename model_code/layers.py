@@ -104,12 +104,21 @@ class BatchNorm(keras.layers.BatchNormalization):
     def build(self, input_shape):
         super().build(input_shape)
         if self.sampling_state:
+            # float32 under mixed precision too, as the moving statistics (autocast=False).
             channels = (input_shape[-1],)
             self.sampling_mean = self.add_weight(
-                shape=channels, initializer='zeros', trainable=False, name='sampling_mean'
+                shape=channels,
+                initializer='zeros',
+                trainable=False,
+                autocast=False,
+                name='sampling_mean',
             )
             self.sampling_variance = self.add_weight(
-                shape=channels, initializer='ones', trainable=False, name='sampling_variance'
+                shape=channels,
+                initializer='ones',
+                trainable=False,
+                autocast=False,
+                name='sampling_variance',
             )
 
     def call(self, x, training=False, sampling_state=False):

@@ -269,7 +269,7 @@ class TrainingOptions:
     eval_steps: int = 5
     # And at every epoch end (0: only there); a re-run resumes from the last checkpoint.
     checkpoint_every_steps: int = 200
-    mixed_precision: str = 'float32'  # GPU only
+    mixed_precision: str = 'float32'  # any device; for GPUs (slow on most CPUs)
     jit_compile: str = 'auto'  # XLA for the train step: 'auto' where Keras supports it
     eval_protocol: str | None = None  # None: the preset's (nvae_config.EVALUATION_PROTOCOLS)
     # None: the protocol's. The temperature of generated images (TensorBoard's grids too).

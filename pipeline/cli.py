@@ -122,7 +122,7 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
         '--mixed_precision',
         default=training.mixed_precision,
         choices=nvae_config.PRECISIONS,
-        help='GPU only',
+        help='float16/bfloat16 compute with float32 weights; for GPUs (slow on most CPUs)',
     )
     p.add_argument(
         '--jit_compile',

@@ -2,13 +2,14 @@
 # Creates .venv (project-local) with exactly the packages in requirements.lock and installs
 # this project into it in editable mode. A re-run with nothing changed returns in about a second.
 #   bash scripts/setup.sh           # .venv: the pipeline, tests, Kubeflow compile
+#   GPU=1 bash scripts/setup.sh     # .venv with requirements-gpu.lock instead (scripts/choose_lock.sh)
 #   bash scripts/setup.sh airflow   # .venv-airflow: the same plus Airflow (requirements-airflow.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 UV_VERSION=0.13.8
 case "${1:-main}" in
-  main) VENV=.venv; LOCK=requirements.lock ;;
+  main) VENV=.venv; LOCK=$(bash scripts/choose_lock.sh .venv) ;;
   airflow) VENV=.venv-airflow; LOCK=requirements-airflow.lock ;;
   *) echo "usage: $0 [main|airflow]" >&2; exit 2 ;;
 esac
@@ -35,5 +36,6 @@ echo "setup: installing $LOCK into $VENV"
 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" "uv==$UV_VERSION" pip
 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps -e .
 rm -f "$VENV"/.installed-*
+echo "$LOCK" > "$VENV/.lock-file"
 touch "$stamp"
 echo "setup: done in $(( $(date +%s) - start ))s"

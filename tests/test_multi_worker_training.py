@@ -38,7 +38,7 @@ def transformed(tmp_path_factory):
     )
 
 
-def start_worker(transformed, output_dir, tf_config=None):
+def start_worker(transformed, output_dir, tf_config=None, module='tests.trainer_worker'):
     examples, graph, _ = transformed
     env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}
     env.pop('TF_CONFIG', None)
@@ -48,7 +48,7 @@ def start_worker(transformed, output_dir, tf_config=None):
         [
             sys.executable,
             '-m',
-            'tests.trainer_worker',
+            module,
             examples,
             graph,
             str(output_dir),

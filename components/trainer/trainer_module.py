@@ -38,15 +38,15 @@ def run_fn(fn_args):
     options = TrainingOptions.from_custom_config(
         fn_args.custom_config, train_steps=fn_args.train_steps, eval_steps=fn_args.eval_steps
     )
-    # The precision goes into the model's config, not Keras' global policy: LocalDagRunner runs
-    # other components (e.g. the digit classifier) in this same process.
-    strategy, precision = runtime.configure(options.mixed_precision)
+    strategy = runtime.configure(options.mixed_precision)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     image_shape = tft_output.transformed_feature_spec()[records.IMAGE].shape
 
+    # The precision goes into the model's config, not Keras' global policy: LocalDagRunner runs
+    # other components (e.g. the digit classifier) in this same process.
     config = options.model_config(
         image_size=int(image_shape[0]),
-        mixed_precision=precision,
+        mixed_precision=options.mixed_precision,
         sync_batch_norm=strategy.num_replicas_in_sync > 1,
     )
     # One seed for weights, model noise and per-step binarization: re-runs are reproducible and

@@ -8,12 +8,15 @@ from absl import logging
 
 
 def configure(mixed_precision: str):
-    """Returns (strategy for the visible devices, precision to train in).
+    """Returns the strategy for the visible devices and logs it with the precision.
 
     Multi-worker (TF_CONFIG with several workers) -> MultiWorkerMirroredStrategy; several GPUs ->
-    MirroredStrategy; one GPU -> OneDeviceStrategy on it; CPU -> the default strategy. (TF's
-    thread pools are fixed once TF starts, which in LocalDagRunner is before the Trainer runs; its
-    defaults, one intra-op thread per core with denormals flushed, are what CPU training wants.)
+    MirroredStrategy; one GPU -> OneDeviceStrategy on it; no GPU -> the default strategy, or
+    MirroredStrategy over the CPU's logical devices where the process configured several
+    (tf.config.set_logical_device_configuration: several replicas without GPUs, as the tests
+    train them). (TF's thread pools are fixed once TF starts, which in LocalDagRunner is before
+    the Trainer runs; its defaults, one intra-op thread per core with denormals flushed, are what
+    CPU training wants.) The model trains in the precision asked for, on any device.
     """
     gpus = tf.config.list_physical_devices('GPU')
     for gpu in gpus:
@@ -21,6 +24,7 @@ def configure(mixed_precision: str):
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:  # already initialised in this process: growth was set then
             pass
+    cpus = [d.name for d in tf.config.list_logical_devices('CPU')]
     if _num_workers() > 1:
         strategy, name = tf.distribute.MultiWorkerMirroredStrategy(), 'MultiWorkerMirroredStrategy'
         _fix_keras_multi_worker_logs()
@@ -28,17 +32,21 @@ def configure(mixed_precision: str):
         strategy, name = tf.distribute.MirroredStrategy(), 'MirroredStrategy'
     elif gpus:
         strategy, name = tf.distribute.OneDeviceStrategy('/gpu:0'), 'OneDeviceStrategy'
+    elif len(cpus) > 1:
+        strategy, name = tf.distribute.MirroredStrategy(cpus), 'MirroredStrategy'
     else:
         strategy, name = tf.distribute.get_strategy(), 'the default strategy'
     if mixed_precision != 'float32' and not gpus:
         logging.warning(
-            'Mixed precision %s requested without a GPU; training in float32.', mixed_precision
+            'Training in %s on the CPU, as asked: most CPUs compute it more slowly than '
+            'float32 (mixed precision is for GPUs).',
+            mixed_precision,
         )
-        mixed_precision = 'float32'
-    devices = (
-        ', '.join(d.name for d in tf.config.list_logical_devices() if d.device_type != 'CPU')
-        or f'CPU ({os.cpu_count()} cores)'
-    )
+    accelerators = [d.name for d in tf.config.list_logical_devices() if d.device_type != 'CPU']
+    if accelerators or len(cpus) > 1:
+        devices = ', '.join(accelerators or cpus)
+    else:
+        devices = f'CPU ({os.cpu_count()} cores)'
     logging.info(
         'Training on %s with %s, %d replica(s), precision %s',
         devices,
@@ -46,7 +54,7 @@ def configure(mixed_precision: str):
         strategy.num_replicas_in_sync,
         mixed_precision,
     )
-    return strategy, mixed_precision
+    return strategy
 
 
 def _tf_config() -> dict:
