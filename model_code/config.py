@@ -7,7 +7,8 @@ checked against the README commands of NVlabs/NVAE line by line.
 import dataclasses
 import math
 
-DATASETS = ('mnist', 'celeba')
+# 'celeba' and 'faces' (other face photos) are the same colour model; the pipeline keeps them apart.
+DATASETS = ('mnist', 'celeba', 'faces')
 # MNIST digits are 28x28; the model sees them on an image_size canvas (32) and scores the digit,
 # the canvas' central MNIST_CROP x MNIST_CROP, as NVAE does.
 MNIST_CROP = 28
@@ -21,7 +22,7 @@ KL_WARMUPS = ('step', 'epoch')
 @dataclasses.dataclass(frozen=True)
 class NVAEConfig:
     # Data.
-    dataset: str = 'mnist'  # 'mnist' (Bernoulli, 28x28 crop) or 'celeba' (DML)
+    dataset: str = 'mnist'  # 'mnist' (Bernoulli, 28x28 crop), 'celeba' or 'faces' (DML)
     image_size: int = 32
     num_x_bits: int = 8
     num_mix: int = 10  # logistic components of the colour decoder

@@ -16,6 +16,7 @@ from components.digit_classifier_trainer import DigitClassifierTrainer
 from components.evaluator.component import GenerativeEvaluator
 from components.example_gen.component import ImageExampleGen
 from components.validation_gate import ValidationGate
+from nvae_tfx import datasets
 from nvae_tfx.options import (
     CODE_FINGERPRINT,
     EvaluationOptions,
@@ -39,6 +40,8 @@ def _check_agreement(
             f'TransformOptions.dataset {transform.dataset!r} is not the dataset read, '
             f'{source.dataset!r}'
         )
+    if transform.crop is not None:
+        datasets.check_crop(transform.crop, source.image_shape)
     if training is None:
         return
     if training.dataset != source.dataset:
