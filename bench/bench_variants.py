@@ -174,12 +174,18 @@ def table(records: dict[str, dict]) -> str:
         f'changes the run time, not the metrics. Command: `nice -n 10 python -m '
         f'bench.bench_variants` (each run: `{_redacted(first["command"])}` with its `--set`s).'
     )
-    grids = ' '.join(
-        f'<figure><img src="variants/{name}.png" width="240"><figcaption>{name}</figcaption>'
-        f'</figure>'
-        for name in records
+    grids = [
+        '| ' + ' | '.join(records) + ' |',
+        '|' + '---|' * len(records),
+        '| '
+        + ' | '.join(f'<img src="variants/{name}.png" width="200">' for name in records)
+        + ' |',
+    ]
+    caption = (
+        "Each run's `samples.png`: 100 samples at temperature 1.0 (Bernoulli means) after "
+        'BatchNorm readjustment, as the Evaluator draws them.'
     )
-    return '\n'.join([*rows, '', protocol, '', grids])
+    return '\n'.join([*rows, '', protocol, '', *grids, '', caption])
 
 
 def _redacted(command: str) -> str:
