@@ -172,9 +172,8 @@ class _TfdsToExample(beam.DoFn):
         path, record = path_and_record
         features = tf.train.Example.FromString(record).features.feature
         image = features['image'].bytes_list.value[0]
-        options = self._options
-        if options.dataset == 'faces' and (
-            hash_split.split_of(image, options.eval_fraction) != self._split
+        if self._options.dataset == 'faces' and (
+            hash_split.split_of(image, self._options.eval_fraction) != self._split
         ):
             return
         key = f'{os.path.basename(path)}:{hash_id(image)}'
