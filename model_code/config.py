@@ -7,17 +7,22 @@ checked against the README commands of NVlabs/NVAE line by line.
 import dataclasses
 import math
 
-DATASETS = ('mnist', 'celeba')
+# 'celeba' and 'faces' (other face photos) are the same colour model; the pipeline keeps them apart.
+DATASETS = ('mnist', 'celeba', 'faces')
 # MNIST digits are 28x28; the model sees them on an image_size canvas (32) and scores the digit,
 # the canvas' central MNIST_CROP x MNIST_CROP, as NVAE does.
 MNIST_CROP = 28
 PRECISIONS = ('float32', 'mixed_float16', 'mixed_bfloat16')
+# How the conv weights are kept smooth (NVAEConfig.normalization) and what the KL warm-up
+# coefficient follows (NVAEConfig.kl_warmup); the first of each is NVAE's.
+NORMALIZATIONS = ('spectral_reg', 'spectral_norm')
+KL_WARMUPS = ('step', 'epoch')
 
 
 @dataclasses.dataclass(frozen=True)
 class NVAEConfig:
     # Data.
-    dataset: str = 'mnist'  # 'mnist' (Bernoulli, 28x28 crop) or 'celeba' (DML)
+    dataset: str = 'mnist'  # 'mnist' (Bernoulli, 28x28 crop), 'celeba' or 'faces' (DML)
     image_size: int = 32
     num_x_bits: int = 8
     num_mix: int = 10  # logistic components of the colour decoder
@@ -45,7 +50,18 @@ class NVAEConfig:
     kl_anneal_portion: float = 0.3
     kl_const_portion: float = 1e-4
     kl_const_coeff: float = 1e-4
+    # 'step': the KL coefficient follows the training step (NVAE); 'epoch': it is held for a
+    # whole epoch at its value at the epoch's first step (the same ramp, in steps_per_epoch
+    # stairs).
+    kl_warmup: str = 'step'
     weight_decay_norm: float = 1e-2  # lambda of the spectral and BN-gamma penalties
+    # 'spectral_reg' (NVAE): the loss adds weight_decay_norm * the sum over conv kernels of
+    # their largest singular value, refined by num_power_iter power iterations a step.
+    # 'spectral_norm': every conv kernel (after weight normalization) is divided by that value
+    # instead, estimated from a persistent vector refined by one power iteration per training
+    # step (as tf.keras SpectralNormalization wrappers); the spectral term is then not added
+    # and num_power_iter is unused (the BN-gamma penalty stays).
+    normalization: str = 'spectral_reg'
     num_power_iter: int = 4
 
     # Optimisation. The schedule's defaults are the default CPU run: 1,200 steps of 64 digits
@@ -85,8 +101,13 @@ class NVAEConfig:
     def validate(self):
         if self.dataset not in DATASETS:
             raise ValueError(f'unknown dataset {self.dataset!r}')
-        if self.mixed_precision not in PRECISIONS:
-            raise ValueError(f'unknown mixed_precision {self.mixed_precision!r}')
+        for name, choices in (
+            ('mixed_precision', PRECISIONS),
+            ('normalization', NORMALIZATIONS),
+            ('kl_warmup', KL_WARMUPS),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f'{name} must be one of {choices}, got {getattr(self, name)!r}')
         factor = 2 ** (self.num_preprocess_blocks + self.num_latent_scales - 1)
         if self.image_size % factor:
             raise ValueError(

@@ -11,6 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from model_code import regularizers
+
 # PyTorch's BatchNorm momentum 0.05 (new = 0.95 old + 0.05 batch) is Keras' 0.95.
 BN_MOMENTUM = 0.95
 BN_EPSILON = 1e-5
@@ -221,11 +223,18 @@ def upsample_bilinear_align_corners(x):
 
 @keras.saving.register_keras_serializable('nvae')
 class Conv2D(keras.layers.Layer):
-    """Convolution with PyTorch padding, optional weight norm and kernel mask.
+    """Convolution with PyTorch padding, optional weight norm, kernel mask and spectral norm.
 
     Weight norm: kernel = exp(log_weight_norm) * w / (|w| + 1e-5) per output
     channel, with log_weight_norm initialised to log(|w| + 0.01). A mask (for
     autoregressive flows) multiplies w before normalisation.
+
+    Spectral norm (NVAEConfig.normalization 'spectral_norm'): the weight-normalised kernel,
+    as the [out, fan_in] matrix W, is divided by its largest singular value sigma, estimated as
+    u^T W v from a persistent unit vector u that refine_spectral_norm moves by one power
+    iteration (once per training step, NVAE.call); weight norm then sets the relative scale of
+    the output channels, spectral norm the overall one. u starts as the top singular vector of
+    the initial kernel, so the first steps divide by the exact value.
     """
 
     def __init__(
@@ -266,18 +275,46 @@ class Conv2D(keras.layers.Layer):
                 np.sum(np.square(self._masked(self.kernel.numpy())), axis=self._norm_axes)
             )
             self.log_weight_norm.assign(np.log(norm + 1e-2) + math.log(norm_scale))
+        self.spectral_u = None  # use_spectral_norm
+
+    def use_spectral_norm(self):
+        """From now on the kernel is spectrally normalised (NVAE turns it on for every conv)."""
+        rows, _ = self.matrix_shape
+        self.spectral_u = self.add_weight(
+            shape=(rows,), initializer='zeros', trainable=False, name='spectral_u'
+        )
+        matrix = np.transpose(ops.convert_to_numpy(self._matrix_t(self._normalized_kernel())))
+        self.spectral_u.assign(np.linalg.svd(matrix, full_matrices=False)[0][:, 0])
 
     def _masked(self, kernel):
         return kernel if self.mask is None else kernel * self.mask
 
-    def effective_kernel(self):
-        """The kernel the convolution uses, in float32 (also used by spectral regularisation)."""
+    def _normalized_kernel(self):
+        """The weight-normalised (where weight norm is on) masked kernel, in float32."""
         kernel = self._masked(ops.cast(self.kernel, 'float32'))
         if self.log_weight_norm is None:
             return kernel
         norm = ops.sqrt(ops.sum(ops.square(kernel), axis=self._norm_axes))
         scale = ops.exp(ops.cast(self.log_weight_norm, 'float32')) / (norm + 1e-5)
         return kernel * (scale[:, None] if self.depthwise else scale)
+
+    def _matrix_t(self, kernel):
+        """The kernel as the transpose of its [out, fan_in] matrix: [fan_in, out]."""
+        rows, cols = self.matrix_shape
+        return ops.reshape(kernel, (cols, rows))
+
+    def effective_kernel(self):
+        """The kernel the convolution uses, in float32 (also used by spectral regularisation)."""
+        kernel = self._normalized_kernel()
+        if self.spectral_u is None:
+            return kernel
+        sigma = regularizers.largest_singular_value(self._matrix_t(kernel), self.spectral_u.value)
+        return kernel / sigma
+
+    def refine_spectral_norm(self):
+        """One power iteration of the spectral norm's vector u on the current kernel."""
+        matrix_t = self._matrix_t(self._normalized_kernel())
+        self.spectral_u.assign(regularizers.power_iteration(matrix_t, self.spectral_u.value))
 
     @property
     def matrix_shape(self):
@@ -286,8 +323,7 @@ class Conv2D(keras.layers.Layer):
         return (cin, k * k) if self.depthwise else (cout, k * k * cin)
 
     def kernel_matrix(self):
-        rows, cols = self.matrix_shape
-        return ops.transpose(ops.reshape(self.effective_kernel(), (cols, rows)))
+        return ops.transpose(self._matrix_t(self.effective_kernel()))
 
     def call(self, x):
         kernel = ops.cast(self.effective_kernel(), x.dtype)

@@ -12,7 +12,9 @@ Training goes through the stock `fit`: `call` returns the decoder logits and
 per-group KL; `compute_loss` adds KL warm-up/balancing and the spectral and
 BN penalties, advances the step counter and refines the power-iteration
 vectors. Both are non-trainable variables, so every backend's train step
-carries them.
+carries them. With spectral normalization instead of the spectral penalty
+(config.normalization), a training-mode `call` refines each conv's vector
+before the forward pass, which divides every kernel by the new estimate.
 """
 
 import dataclasses
@@ -74,9 +76,14 @@ class NVAE(keras.Model):
             raise ValueError('sync_batch_norm needs the TensorFlow backend')
         for bn in self._batch_norms():
             bn.synchronized = config.sync_batch_norm
-        self.spectral = SpectralRegularizer(
-            [conv.matrix_shape for conv in self._convs()], dtype='float32'
-        )
+        self.spectral = None  # spectral_norm: no penalty
+        if config.normalization == 'spectral_reg':
+            self.spectral = SpectralRegularizer(
+                [conv.matrix_shape for conv in self._convs()], dtype='float32'
+            )
+        else:
+            for conv in self._convs():
+                conv.use_spectral_norm()
         self.global_step = self.add_weight(
             shape=(), dtype='int32', initializer='zeros', trainable=False, name='global_step'
         )
@@ -311,6 +318,11 @@ class NVAE(keras.Model):
         return logits, ops.stack(kls, axis=1), log_q, log_p, latents
 
     def call(self, x, training=False):
+        if training and self.spectral is None:
+            # Spectral norm: one power iteration per training step, before the kernels are
+            # used, as the Keras wrappers do.
+            for conv in self._convs():
+                conv.refine_spectral_norm()
         logits, kl, log_q, log_p, _ = self._posterior_pass(self._prepare(x), training)
         return {'logits': logits, 'kl': kl, 'log_q': log_q, 'log_p': log_p}
 
@@ -352,11 +364,13 @@ class NVAE(keras.Model):
         c, step = self.config, self.global_step
         beta = schedules.kl_coefficient(step, c)
         kl_term = schedules.balanced_kl(kl, self.kl_alphas, beta)
-        # 10x more power iterations the first time, from random vectors.
-        iterations = ops.where(step == 0, 10 * c.num_power_iter, c.num_power_iter)
-        spectral = self.spectral(
-            [conv.kernel_matrix() for conv in self._convs()], num_iterations=iterations
-        )
+        spectral = 0.0  # spectral norm: the kernels are normalised, not penalised
+        if self.spectral is not None:
+            # 10x more power iterations the first time, from random vectors.
+            iterations = ops.where(step == 0, 10 * c.num_power_iter, c.num_power_iter)
+            spectral = self.spectral(
+                [conv.kernel_matrix() for conv in self._convs()], num_iterations=iterations
+            )
         bn = batch_norm_penalty(self._batch_norms())
         self.trackers['spectral_loss'].update_state(spectral)
         self.trackers['bn_loss'].update_state(bn)

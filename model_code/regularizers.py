@@ -1,4 +1,6 @@
-"""NVAE's smoothness penalties: spectral regularisation of every conv and the BN-gamma penalty."""
+"""Smoothness of the conv weights: NVAE's spectral regularisation penalty and the BN-gamma
+penalty, or, as a variant (NVAEConfig.normalization), spectral normalization's estimate of the
+largest singular value each kernel is divided by."""
 
 import keras
 import numpy as np
@@ -8,6 +10,27 @@ from keras import ops
 def _normalize(x):
     # F.normalize(eps=1e-3): rows divided by max(|row|, 1e-3).
     return x / ops.maximum(ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True)), 1e-3)
+
+
+def _unit(x):
+    return x / ops.maximum(ops.sqrt(ops.sum(ops.square(x))), 1e-12)
+
+
+def power_iteration(matrix_t, u):
+    """One power-iteration step for the largest singular value of the matrix whose transpose is
+    matrix_t [cols, rows], from the unit vector u [rows]: the next u (no gradient)."""
+    matrix_t = ops.stop_gradient(matrix_t)
+    v = _unit(ops.matmul(matrix_t, u))
+    return ops.stop_gradient(_unit(ops.matmul(v, matrix_t)))
+
+
+def largest_singular_value(matrix_t, u):
+    """sigma = u^T W v, v = W^T u / |W^T u|, for W = matrix_t^T and the current estimate u:
+    spectral normalization's sigma, whose gradient reaches W only through W itself (u and v are
+    constants of the step)."""
+    u = ops.stop_gradient(u)
+    v = ops.stop_gradient(_unit(ops.matmul(matrix_t, u)))
+    return ops.sum(u * ops.matmul(v, matrix_t))
 
 
 @keras.saving.register_keras_serializable('nvae')

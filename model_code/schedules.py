@@ -6,7 +6,11 @@ from keras import ops
 
 def kl_coefficient(step, config):
     """beta: ~kl_const_coeff for the first kl_const_portion of training, then a
-    linear ramp reaching 1 after kl_anneal_portion of config.total_steps."""
+    linear ramp reaching 1 after kl_anneal_portion of config.total_steps. With
+    config.kl_warmup 'epoch' it is the ramp's value at the first step of the step's
+    epoch (constant within each epoch of config.steps_per_epoch steps)."""
+    if config.kl_warmup == 'epoch':
+        step = ops.floor_divide(step, config.steps_per_epoch) * config.steps_per_epoch
     anneal_steps = config.kl_anneal_portion * config.total_steps
     const_steps = config.kl_const_portion * config.total_steps
     beta = (ops.cast(step, 'float32') - const_steps) / anneal_steps

@@ -1,6 +1,6 @@
-"""Facts about the two datasets, each stated once: image geometry as stored, as Transform writes
+"""Facts about the datasets, each stated once: image geometry as stored, as Transform writes
 it and as the model scores it, and the randomness NVAE applies to images (MNIST binarization,
-CelebA's horizontal flip).
+the colour faces' horizontal flip).
 
 TensorFlow is imported inside the functions that use it: the runners read these facts for their
 flags before TensorFlow may be imported (its log level and oneDNN switch are set first).
@@ -22,10 +22,39 @@ MNIST_CANVAS = 32
 MNIST_PAD = (MNIST_CANVAS - MNIST_CROP) // 2
 MNIST_CANVAS_SHAPE = (MNIST_CANVAS, MNIST_CANVAS, 1)
 
+# Colour faces, 'celeba' (CelebA) and 'faces' (any other photos of faces, LFW by default): every
+# stored image's (height, width, channels), and the square Transform crops from it, as (left,
+# top, right, bottom), before resizing to the model's size. Both are settings (SourceOptions.
+# image_shape, TransformOptions.crop) whose defaults are these.
 # Aligned CelebA: 178 wide, 218 high, RGB. NVAE's CelebA-64 crops this face-centred 148x148
-# square, as (left, top, right, bottom), before resizing.
+# square.
 CELEBA_SHAPE = (218, 178, 3)
 CELEBA_CROP = (15, 40, 163, 188)
+# LFW (as in lfw.tgz and TFDS 'lfw'): 250x250 RGB, each the face a Viola-Jones detector found,
+# about 110 pixels wide, enlarged 2.2 times and centred. The central 150x150 square frames the
+# face with some hair and background, about as NVAE's crop frames a CelebA face.
+LFW_SHAPE = (250, 250, 3)
+LFW_CROP = (50, 50, 200, 200)
+FACE_GEOMETRY = {'celeba': (CELEBA_SHAPE, CELEBA_CROP), 'faces': (LFW_SHAPE, LFW_CROP)}
+# The encoded formats each colour dataset's files may have (PIL's names).
+IMAGE_FORMATS = {'celeba': ('JPEG',), 'faces': ('JPEG', 'PNG')}
+
+
+def check_crop(crop, shape) -> None:
+    """A crop must be a square inside the images (the model's images are square)."""
+    left, top, right, bottom = crop
+    height, width, _ = shape
+    if right - left != bottom - top or right <= left:
+        raise ValueError(
+            f'crop {tuple(crop)} (left, top, right, bottom) is {right - left}x{bottom - top}; '
+            'it must be a non-empty square'
+        )
+    if left < 0 or top < 0 or right > width or bottom > height:
+        raise ValueError(
+            f'crop {tuple(crop)} (left, top, right, bottom) does not fit in the {height}x{width} '
+            'images (HxW)'
+        )
+
 
 # MNIST binarization: 'dynamic' (NVAE's) keeps grey levels in Transform and draws a fresh
 # Bernoulli sample every time the Trainer uses an image; 'static' binarizes once in Transform.
@@ -99,7 +128,7 @@ def per_step(images, dataset: str, binarization: str, training: bool):
     """The randomness drawn afresh every time the Trainer (or a served model) uses a batch of
     model images, which Transform, materialising examples once, cannot hold: MNIST a fresh
     binarization on every use (train and eval, as NVAE) unless Transform already binarized;
-    CelebA a random horizontal flip for training only."""
+    colour faces a random horizontal flip for training only."""
     if dataset == 'mnist':
         return dynamic_binarize(images) if binarization == 'dynamic' else images
     return random_flip(images) if training else images

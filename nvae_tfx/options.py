@@ -37,7 +37,15 @@ CODE_FINGERPRINT = 'code_fingerprint'
 CHECKPOINT_ROOT = 'checkpoint_root'
 _PIPELINE_KEYS = (CODE_FINGERPRINT, CHECKPOINT_ROOT)
 
-SOURCES = {'mnist': ('embedded', 'idx', 'tfds'), 'celeba': ('dir', 'tfds')}  # first: default
+# Each dataset's sources, its default first. 'faces': a folder of JPEG/PNG files, or TFDS 'lfw'.
+SOURCES = {
+    'mnist': ('embedded', 'idx', 'tfds'),
+    'celeba': ('dir', 'tfds'),
+    'faces': ('folder', 'tfds'),
+}
+# 'faces' has no split of its own: a hash of each image's name (nvae_tfx/data/hash_split.py)
+# puts this share of them in 'eval', the rest in 'train'.
+EVAL_FRACTION = 0.1
 ON_CORRUPT = ('fail', 'skip')
 CELEBA_PIXELS = ('uint8', 'float')
 JIT_COMPILE = ('auto', 'true', 'false')
@@ -62,6 +70,11 @@ def _resolve(options, **defaults) -> None:
     for name, value in defaults.items():
         if getattr(options, name) is None:
             object.__setattr__(options, name, value)
+
+
+def _plain(value):
+    """Tuples as lists, as JSON and protobuf Structs carry them."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _check_at_least(name: str, value, minimum: int) -> None:
@@ -94,8 +107,11 @@ class SourceOptions:
     source: str | None = None  # None: the dataset's default, the first of SOURCES[dataset]
     data_dir: str | None = None
     on_corrupt: str = 'fail'
-    # (height, width, channels) every CelebA image must have.
-    celeba_shape: tuple[int, int, int] = datasets.CELEBA_SHAPE
+    # Colour datasets: the (height, width, channels) every image must have; None: the dataset's
+    # (datasets.FACE_GEOMETRY). MNIST: None (digits are 28x28 by their format).
+    image_shape: tuple[int, int, int] | None = None
+    # 'faces': the share of images put in 'eval' (EVAL_FRACTION when None); others: None.
+    eval_fraction: float | None = None
 
     def __post_init__(self):
         _check('dataset', self.dataset, datasets.DATASETS)
@@ -105,17 +121,25 @@ class SourceOptions:
         if self.source != 'embedded' and not self.data_dir:
             raise ValueError(f'source {self.source!r} reads from a directory: give data_dir')
         _check('on_corrupt', self.on_corrupt, ON_CORRUPT)
-        object.__setattr__(self, 'celeba_shape', tuple(int(v) for v in self.celeba_shape))
+        if self.dataset in datasets.FACE_GEOMETRY:
+            _resolve(self, image_shape=datasets.FACE_GEOMETRY[self.dataset][0])
+            object.__setattr__(self, 'image_shape', tuple(int(v) for v in self.image_shape))
+            if len(self.image_shape) != 3 or self.image_shape[2] != 3 or min(self.image_shape) < 1:
+                raise ValueError(f'image_shape must be (height, width, 3), got {self.image_shape}')
+        elif self.image_shape is not None:
+            raise ValueError(f'image_shape is for colour images; {self.dataset} has its own')
+        if self.dataset == 'faces':
+            _resolve(self, eval_fraction=EVAL_FRACTION)
+            if not 0.0 < self.eval_fraction < 1.0:
+                raise ValueError(f'eval_fraction must be in (0, 1), got {self.eval_fraction}')
+        elif self.eval_fraction is not None:
+            raise ValueError(
+                f'eval_fraction splits the faces dataset; {self.dataset} has its own splits'
+            )
 
     def to_custom_config(self, code_fingerprint: str = '') -> example_gen_pb2.CustomConfig:
         struct = struct_pb2.Struct()
-        struct.update(
-            {
-                k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()
-                if v is not None
-            }
-        )
+        struct.update({k: _plain(v) for k, v in dataclasses.asdict(self).items() if v is not None})
         if code_fingerprint:
             struct.update({CODE_FINGERPRINT: code_fingerprint})
         config = example_gen_pb2.CustomConfig()
@@ -138,27 +162,40 @@ class TransformOptions:
     # MNIST: 'dynamic' or 'static' binarization (datasets.BINARIZATIONS); the seed of 'static'.
     binarization: str = 'dynamic'
     binarization_seed: int = 0
-    # CelebA: the side of the square output (64: NVAE's CelebA-64) and the pixels' storage.
-    # Measured (bench/results.jsonl): uint8 values in int64 features materialise in 14.1 KB per
-    # 64x64x3 example against 18.6 KB for [0, 1] floats, losslessly (BUILD_NOTES.md).
+    # Colour faces (CelebA, faces): the side of the square output (64: NVAE's CelebA-64) and the
+    # pixels' storage. Measured (bench/results.jsonl): uint8 values in int64 features materialise
+    # in 14.1 KB per 64x64x3 example against 18.6 KB for [0, 1] floats, losslessly
+    # (BUILD_NOTES.md).
     image_size: int = 64
     celeba_pixels: str = 'uint8'
+    # Colour faces: the square (left, top, right, bottom) cut from each image before resizing;
+    # None: the dataset's (datasets.FACE_GEOMETRY: NVAE's for CelebA, LFW's centre for faces).
+    crop: tuple[int, int, int, int] | None = None
 
-    # The settings that apply to each dataset: changing the other dataset's leaves the cache.
+    # The settings that apply to each dataset: changing another dataset's leaves the cache.
     DATASET_FIELDS: ClassVar = {
         'mnist': ('binarization', 'binarization_seed'),
-        'celeba': ('image_size', 'celeba_pixels'),
+        'celeba': ('image_size', 'celeba_pixels', 'crop'),
+        'faces': ('image_size', 'celeba_pixels', 'crop'),
     }
 
     def __post_init__(self):
         _check('dataset', self.dataset, datasets.DATASETS)
         _check('binarization', self.binarization, datasets.BINARIZATIONS)
         _check('celeba_pixels', self.celeba_pixels, CELEBA_PIXELS)
+        if self.dataset in datasets.FACE_GEOMETRY:
+            _resolve(self, crop=datasets.FACE_GEOMETRY[self.dataset][1])
+            object.__setattr__(self, 'crop', tuple(int(v) for v in self.crop))
+            if len(self.crop) != 4:
+                raise ValueError(f'crop must be (left, top, right, bottom), got {self.crop}')
+        elif self.crop is not None:
+            raise ValueError(f'crop is for colour images; {self.dataset} has its own layout')
 
     def to_custom_config(self) -> dict:
         """The dataset and the settings that apply to it."""
         fields = self.DATASET_FIELDS[self.dataset]
-        return {'dataset': self.dataset, **{k: getattr(self, k) for k in fields}}
+        values = {k: getattr(self, k) for k in fields}
+        return {'dataset': self.dataset, **{k: _plain(v) for k, v in values.items()}}
 
     @classmethod
     def from_custom_config(cls, config: dict) -> 'TransformOptions':

@@ -49,6 +49,31 @@ def _protocol_defaults(field: str) -> str:
     return f"default: the evaluation protocol's ({values})"
 
 
+def _integers(separator: str, count: int):
+    """An argparse type: `count` integers joined by `separator` (250x250x3, 50,50,200,200)."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(separator))
+        except ValueError:
+            values = ()
+        if len(values) != count:
+            raise argparse.ArgumentTypeError(
+                f'expected {count} integers joined by {separator!r}, got {text!r}'
+            )
+        return values
+
+    return parse
+
+
+def _geometry(index: int, separator: str) -> str:
+    """Each colour dataset's default image shape (index 0) or crop (1), for --help."""
+    return ', '.join(
+        f'{dataset} {separator.join(str(v) for v in geometry[index])}'
+        for dataset, geometry in datasets.FACE_GEOMETRY.items()
+    )
+
+
 def pipeline_parser(description: str) -> argparse.ArgumentParser:
     """The flags every runner shares; their defaults are the options' (nvae_tfx/options.py).
     Flags that default to None are owned by the preset or its evaluation protocol: the options
@@ -70,7 +95,26 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         '--data_dir',
-        help='directory with the IDX files, the CelebA folder or a prepared TFDS data_dir',
+        help='directory with the IDX files, the CelebA folder, a folder of face images (JPEG, '
+        'PNG; subfolders too) or a prepared TFDS data_dir',
+    )
+    p.add_argument(
+        '--image_shape',
+        type=_integers('x', 3),
+        help="celeba, faces: HxWxC every stored image must have; default: the dataset's "
+        f'({_geometry(0, "x")})',
+    )
+    p.add_argument(
+        '--crop',
+        type=_integers(',', 4),
+        help='celeba, faces: the square LEFT,TOP,RIGHT,BOTTOM cut before resizing to '
+        f"--image_size; default: the dataset's ({_geometry(1, ',')})",
+    )
+    p.add_argument(
+        '--eval_fraction',
+        type=float,
+        help='faces: the share of images a hash of their names puts in eval (the rest: train); '
+        f'default {options.EVAL_FRACTION}',
     )
     p.add_argument(
         '--on_corrupt',
@@ -86,7 +130,7 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
     )
     p.add_argument('--binarization_seed', type=int, default=transform.binarization_seed)
     p.add_argument(
-        '--image_size', type=int, default=transform.image_size, help='CelebA: output side'
+        '--image_size', type=int, default=transform.image_size, help='celeba, faces: output side'
     )
     p.add_argument(
         '--celeba_pixels', choices=options.CELEBA_PIXELS, default=transform.celeba_pixels
@@ -291,6 +335,8 @@ def source_options(args) -> options.SourceOptions:
         source=args.source,
         data_dir=local_path(args.data_dir),
         on_corrupt=args.on_corrupt,
+        image_shape=args.image_shape,
+        eval_fraction=args.eval_fraction,
     )
 
 
@@ -301,6 +347,7 @@ def transform_options(args) -> options.TransformOptions:
         binarization_seed=args.binarization_seed,
         image_size=args.image_size,
         celeba_pixels=args.celeba_pixels,
+        crop=args.crop,
     )
 
 
@@ -359,7 +406,7 @@ def evaluation_options(args, **runtime_parameters) -> options.EvaluationOptions:
 
 
 def model_image_size(transform: options.TransformOptions) -> int:
-    """The side of the images the model sees: MNIST's canvas, CelebA's Transform output."""
+    """The side of the images the model sees: MNIST's canvas, the faces' Transform output."""
     return datasets.MNIST_CANVAS if transform.dataset == 'mnist' else transform.image_size
 
 

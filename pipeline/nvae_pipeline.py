@@ -17,6 +17,7 @@ from components.evaluator.component import GenerativeEvaluator
 from components.example_gen.component import ImageExampleGen
 from components.run_report.component import run_report
 from components.validation_gate import ValidationGate
+from nvae_tfx import datasets
 from nvae_tfx.options import (
     CHECKPOINT_ROOT,
     CODE_FINGERPRINT,
@@ -41,6 +42,8 @@ def _check_agreement(
             f'TransformOptions.dataset {transform.dataset!r} is not the dataset read, '
             f'{source.dataset!r}'
         )
+    if transform.crop is not None:
+        datasets.check_crop(transform.crop, source.image_shape)
     if training is None:
         return
     if training.dataset != source.dataset:

@@ -3,9 +3,9 @@ imported (which takes a minute or more on a small machine), so that a bad flag o
 fails at once with one line instead of minutes later inside a component.
 
 Checked: the options the flags build (nvae_tfx/options.py) and the ranges of the few flags they
-leave unchecked; the evaluation and FID reference splits against the splits the source
-provides; the model configuration the Trainer will build (validated, not built:
-model_code/config.py); the data the chosen source needs, on local paths
+leave unchecked; the crop against the images' shape; the evaluation and FID reference splits
+against the splits the source provides; the model configuration the Trainer will build
+(validated, not built: model_code/config.py); the data the chosen source needs, on local paths
 (nvae_tfx/data/checks.py; remote paths are checked by ExampleGen on the machine that reads
 them); local files named by flags. Imports nothing heavier than NumPy.
 """
@@ -13,6 +13,7 @@ them); local files named by flags. Imports nothing heavier than NumPy.
 import os
 
 from model_code import config as nvae_config
+from nvae_tfx import datasets
 from nvae_tfx.data import checks
 from nvae_tfx.data.errors import DataError
 from pipeline import cli
@@ -28,6 +29,11 @@ def check_settings(args) -> None:
     _check_ranges(args)
     source = cli.source_options(args)
     transform = cli.transform_options(args)
+    if transform.crop is not None:
+        try:
+            datasets.check_crop(transform.crop, source.image_shape)
+        except ValueError as e:
+            raise ValueError(f'--crop/--image_shape: {e}') from e
     _check_overrides(args)
     training = cli.training_options(args)
     evaluation = cli.evaluation_options(args)

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from nvae_tfx.data import idx
-from nvae_tfx.datasets import CELEBA_SHAPE
+from nvae_tfx.datasets import CELEBA_SHAPE, LFW_SHAPE
 
 
 def write_idx(path: str, array: np.ndarray) -> None:
@@ -85,6 +85,31 @@ def write_celeba_dir(data_dir: str, counts=(12, 4, 4), start: int = 1) -> list:
     return names
 
 
+def png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format='PNG')
+    return buf.getvalue()
+
+
+LFW_PEOPLE = ('Ada_Lovelace', 'Alan_Turing', 'Grace_Hopper')
+
+
+def write_face_folder(data_dir: str, count: int = 24, shape=LFW_SHAPE) -> list[str]:
+    """A face folder in LFW's layout, <person>/<person>_<NNNN>.<ext>, every third image a PNG,
+    the others JPEGs; returns their paths relative to data_dir."""
+    names = []
+    for i in range(count):
+        person = LFW_PEOPLE[i % len(LFW_PEOPLE)]
+        ext = 'png' if i % 3 == 2 else 'jpg'
+        name = f'{person}/{person}_{i + 1:04d}.{ext}'
+        os.makedirs(os.path.join(data_dir, person), exist_ok=True)
+        image = face(100 + i, shape)
+        with open(os.path.join(data_dir, name), 'wb') as f:
+            f.write(png_bytes(image) if ext == 'png' else jpeg_bytes(image))
+        names.append(name)
+    return sorted(names)
+
+
 def _zeros_like_spec(tensor_info):
     if isinstance(tensor_info, dict):
         return {k: _zeros_like_spec(v) for k, v in tensor_info.items()}
@@ -97,12 +122,18 @@ def _zeros_like_spec(tensor_info):
 
 
 def write_tfds(data_dir: str, name: str, split_sizes: dict):
-    """Prepares a real TFDS dataset ('mnist' or 'celeb_a') from generated images, no download."""
+    """Prepares a real TFDS dataset ('mnist', 'celeb_a' or 'lfw') from generated images, no
+    download."""
     import tensorflow_datasets as tfds
+    from tensorflow_datasets.datasets.lfw import lfw_dataset_builder
     from tensorflow_datasets.image import celeba as tfds_celeba
     from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
-    base = tfds_mnist.MNIST if name == 'mnist' else tfds_celeba.CelebA
+    base = {
+        'mnist': tfds_mnist.MNIST,
+        'celeb_a': tfds_celeba.CelebA,
+        'lfw': lfw_dataset_builder.Builder,
+    }[name]
 
     class Fixture(base, skip_registration=True):
         def _split_generators(self, dl_manager):
@@ -114,6 +145,9 @@ def write_tfds(data_dir: str, name: str, split_sizes: dict):
                 if name == 'mnist':
                     images, labels = digits(1, seed)
                     yield f'{split}-{i}', {'image': images[0][..., None], 'label': int(labels[0])}
+                elif name == 'lfw':
+                    person = LFW_PEOPLE[i % len(LFW_PEOPLE)]
+                    yield f'{split}-{i}', {'image': face(seed, LFW_SHAPE), 'label': person}
                 else:
                     example = _zeros_like_spec(self.info.features.get_tensor_info())
                     example['image'] = face(seed)

@@ -403,7 +403,7 @@ def test_print_config_shows_the_resolved_paper_runs_without_importing_tfx():
     assert (training['readjust_bn_passes'], training['readjust_bn_batch']) == (500, 2)
     assert config['source'] == {
         'dataset': 'mnist', 'source': 'idx', 'data_dir': '/data/mnist', 'on_corrupt': 'fail',
-        'celeba_shape': [218, 178, 3],
+        'image_shape': None, 'eval_fraction': None,
     }  # fmt: skip
     assert config['beam_args'] == list(configs.DEFAULT_BEAM_ARGS)
     assert config['runner']['metadata_path'] == configs.metadata_path('mnist')

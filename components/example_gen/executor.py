@@ -1,5 +1,6 @@
 """ImageExampleGen executor: reads every split with Beam, writes them as ExampleGen does, and
-records per-split example and skipped-file counts on the Examples artifact."""
+records per-split example and skipped-file counts on the Examples artifact, and how the splits
+were made where no file says (the faces dataset's hash split)."""
 
 import os
 from typing import Any
@@ -77,6 +78,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         )
         examples_utils.set_file_format(examples, write_split.to_file_format_str(file_format))
         self._record_report(examples, split_names, report_dir, options.on_corrupt)
+        rule = sources.split_rule(options)
+        if rule:
+            examples.set_string_custom_property('split_rule', rule)
+            examples.set_float_custom_property('split_eval_fraction', options.eval_fraction)
+            logging.info('ImageExampleGen splits: %s', rule)
 
     @staticmethod
     def _record_report(

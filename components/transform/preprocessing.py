@@ -24,13 +24,16 @@ def mnist_image(image_raw: tf.Tensor, ids: tf.Tensor, options: TransformOptions)
     return tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
 
 
-def celeba_image(jpeg: tf.Tensor, options: TransformOptions) -> tf.Tensor:
-    """JPEG bytes -> NVAE's face crop resized to image_size, stored as celeba_pixels says."""
-    left, top, right, bottom = datasets.CELEBA_CROP
+def face_image(encoded: tf.Tensor, options: TransformOptions) -> tf.Tensor:
+    """JPEG or PNG bytes -> the face crop (options.crop: NVAE's for CelebA) resized to
+    image_size, stored as celeba_pixels says."""
+    left, top, right, bottom = options.crop
     image_size = options.image_size
 
     def decode_crop_resize(data):
-        image = tf.io.decode_jpeg(data, channels=3)[top:bottom, left:right]
+        # decode_image runs decode_jpeg, with its defaults, on JPEG bytes.
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image = image[top:bottom, left:right]
         # Antialiased bilinear matches the PIL resize of NVAE's torchvision Resize(64).
         resized = tf.image.resize(
             image, [image_size, image_size], method='bilinear', antialias=True
@@ -39,7 +42,7 @@ def celeba_image(jpeg: tf.Tensor, options: TransformOptions) -> tf.Tensor:
 
     images = tf.map_fn(
         decode_crop_resize,
-        jpeg,
+        encoded,
         fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8),
     )
     if options.celeba_pixels == 'uint8':
@@ -57,6 +60,6 @@ def preprocessing_fn(inputs, custom_config):
             records.ID: ids,
         }
     return {
-        records.IMAGE: celeba_image(_squeeze(inputs[records.IMAGE_ENCODED]), options),
+        records.IMAGE: face_image(_squeeze(inputs[records.IMAGE_ENCODED]), options),
         records.ID: ids,
     }

@@ -58,17 +58,18 @@ def read_partition_file(path: str) -> dict[str, list[str]]:
 
 
 def check_image(
-    path: str, data: bytes, expected_shape: tuple[int, int, int]
+    path: str, data: bytes, expected_shape: tuple[int, int, int], formats=('JPEG',)
 ) -> tuple[int, int, int]:
-    """Fully decodes JPEG bytes; returns (height, width, channels) or raises DataError."""
+    """Fully decodes image bytes of one of `formats` (PIL's names; CelebA's are JPEG, other face
+    images may be PNG too); returns (height, width, channels) or raises DataError."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise DataError(path, 'empty file')
     try:
         with Image.open(io.BytesIO(data)) as img:
-            if img.format != 'JPEG':
-                raise DataError(path, f'not a JPEG image (found {img.format})')
+            if img.format not in formats:
+                raise DataError(path, f'not a {" or ".join(formats)} image (found {img.format})')
             img.load()  # decodes every scanline, so truncated files fail here
             shape = (img.height, img.width, len(img.getbands()))
     except DataError:

@@ -1,7 +1,8 @@
 """Checks of a data source that read no records: the directories and files it needs exist, IDX
 headers agree with their files, the CelebA partition file is well-formed and names only files
-that are there, a TFDS dataset is prepared with the splits we read. Contents (every digit's
-label, every JPEG) are checked where they are read (sources.py).
+that are there, a face folder holds images for both splits, a TFDS dataset is prepared with the
+splits we read. Contents (every digit's label, every image) are checked where they are read
+(sources.py).
 
 The runners run these checks on local paths with Python's own file functions, before TensorFlow
 is imported (pipeline/preflight.py), so that bad input fails in a second; the ExampleGen executor
@@ -15,7 +16,7 @@ import os
 import types
 import zlib
 
-from nvae_tfx.data import celeba, idx, tfds_source
+from nvae_tfx.data import celeba, hash_split, idx, image_folder, tfds_source
 from nvae_tfx.data.errors import DataError
 from nvae_tfx.options import SourceOptions
 
@@ -24,7 +25,12 @@ EMBEDDED_SPLITS = ('train', 'eval')
 _CHUNK = 1 << 20
 
 LOCAL_FILES = types.SimpleNamespace(
-    exists=os.path.exists, isdir=os.path.isdir, listdir=os.listdir, glob=glob.glob, open=open
+    exists=os.path.exists,
+    isdir=os.path.isdir,
+    listdir=os.listdir,
+    glob=glob.glob,
+    open=open,
+    walk=os.walk,
 )
 
 
@@ -40,6 +46,7 @@ def gfile_files() -> types.SimpleNamespace:
         listdir=gfile.listdir,
         glob=gfile.glob,
         open=gfile.GFile,
+        walk=gfile.walk,
     )
 
 
@@ -47,6 +54,8 @@ def split_names(options: SourceOptions) -> tuple[str, ...]:
     """The splits a source provides, in ExampleGen's order."""
     if options.source == 'embedded':
         return EMBEDDED_SPLITS
+    if options.dataset == 'faces':
+        return hash_split.SPLITS
     if options.source == 'idx':
         return tuple(idx.PREFIXES)
     if options.source == 'dir':
@@ -64,6 +73,8 @@ def check_source(options: SourceOptions, files=LOCAL_FILES) -> None:
         _check_idx(options.data_dir, files)
     elif options.source == 'dir':
         _check_celeba_dir(options, files)
+    elif options.source == 'folder':
+        image_folder.split_images(options.data_dir, options.eval_fraction, files)
     else:
         _check_tfds(tfds_source.TFDS_NAMES[options.dataset], options.data_dir, files)
 

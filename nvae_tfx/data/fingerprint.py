@@ -29,15 +29,19 @@ def _gfile_stats(directory: str, names) -> list[tuple[int, int]]:
     ]
 
 
-def directory_fingerprint(directory: str) -> str:
-    """'<n> files, <bytes> bytes, sha256 <digest of name, size, mtime per file>'; stats run in
+def directory_fingerprint(directory: str, names=None) -> str:
+    """'<n> files, <bytes> bytes, sha256 <digest of name, size, mtime per file>' of the files
+    `names` (paths relative to directory; None: every entry of the directory); stats run in
     parallel threads (a stat releases the GIL; on remote file systems it is a request)."""
     if '://' in directory:
         import tensorflow as tf
 
-        names, stats = sorted(tf.io.gfile.listdir(directory)), _gfile_stats
+        names = tf.io.gfile.listdir(directory) if names is None else names
+        stats = _gfile_stats
     else:
-        names, stats = sorted(os.listdir(directory)), _local_stats
+        names = os.listdir(directory) if names is None else names
+        stats = _local_stats
+    names = sorted(names)
     chunks = [names[i : i + _CHUNK] for i in range(0, len(names), _CHUNK)]
     digest, total = hashlib.sha256(), 0
     with concurrent.futures.ThreadPoolExecutor(_THREADS) as pool:

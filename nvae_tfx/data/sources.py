@@ -16,7 +16,16 @@ import tensorflow as tf
 from PIL import Image
 
 from nvae_tfx import datasets
-from nvae_tfx.data import celeba, checks, embedded, idx, records, tfds_source
+from nvae_tfx.data import (
+    celeba,
+    checks,
+    embedded,
+    hash_split,
+    idx,
+    image_folder,
+    records,
+    tfds_source,
+)
 from nvae_tfx.data.errors import DataError
 from nvae_tfx.options import SourceOptions
 
@@ -27,7 +36,9 @@ def input_patterns(options: SourceOptions) -> dict[str, str]:
     """{split: glob relative to input_base}; ExampleGen's driver fingerprints the matched files.
 
     Patterns match only small index files (never CelebA's 202,599 JPEGs) so that the driver's
-    per-file stat stays cheap; a changed index file or package still re-runs ingestion.
+    per-file stat stays cheap; a changed index file or package still re-runs ingestion. A face
+    folder has no index file: its pattern matches the folder's top-level entries, and the
+    driver adds the fingerprint of every image file (components/example_gen/driver.py).
     """
     splits = checks.split_names(options)
     if options.source == 'embedded':
@@ -36,6 +47,8 @@ def input_patterns(options: SourceOptions) -> dict[str, str]:
         return {s: f'{idx.PREFIXES[s]}-*-idx?-ubyte*' for s in splits}
     if options.source == 'dir':
         return {s: celeba.PARTITION_FILE for s in splits}
+    if options.source == 'folder':
+        return {s: '*' for s in splits}
     name = tfds_source.TFDS_NAMES[options.dataset]
     return {s: f'{name}/*/{tfds_source.INFO_FILE}' for s in splits}
 
@@ -48,7 +61,8 @@ def input_base(options: SourceOptions) -> str:
 
 def validate(options: SourceOptions) -> dict[str, object]:
     """Checks the source's files (checks.py) and reads what can be read without reading every
-    image: every IDX digit and label, the CelebA partition, the TFDS shard list.
+    image: every IDX digit and label, the CelebA partition, a face folder's split, the TFDS shard
+    list (a faces split reads all of TFDS's one split, keeping its share of the records).
 
     Returns per-split work items for the Beam readers; raises DataError on bad input.
     """
@@ -65,7 +79,22 @@ def validate(options: SourceOptions) -> dict[str, object]:
         return work
     if options.source == 'dir':
         return celeba.read_partition_file(f'{options.data_dir.rstrip("/")}/{celeba.PARTITION_FILE}')
-    return tfds_source.split_files(tfds_source.TFDS_NAMES[options.dataset], options.data_dir)
+    if options.source == 'folder':
+        return image_folder.split_images(
+            options.data_dir, options.eval_fraction, checks.gfile_files()
+        )
+    files = tfds_source.split_files(tfds_source.TFDS_NAMES[options.dataset], options.data_dir)
+    if options.dataset == 'faces':
+        return {split: files['all'] for split in hash_split.SPLITS}
+    return files
+
+
+def split_rule(options: SourceOptions) -> str | None:
+    """How the source's examples were divided into splits when no file says (the faces
+    dataset's hash split), for the Examples artifact; None where the source's files say."""
+    if options.dataset != 'faces':
+        return None
+    return hash_split.rule(options.source, options.eval_fraction)
 
 
 @beam.typehints.with_output_types(bytes)
@@ -99,36 +128,54 @@ def _bad_file(error: DataError):
 
 
 @beam.typehints.with_output_types(bytes)
-class _ReadCelebAFile(beam.DoFn):
+class _ReadImageFile(beam.DoFn):
+    """Reads and checks one face image named relative to the source's image directory (CelebA's
+    img_align_celeba, or a face folder); its name is its id."""
+
     def __init__(self, options: SourceOptions):
         self._options = options
-        self._image_dir = f'{options.data_dir.rstrip("/")}/{celeba.IMAGE_DIR}'
+        self._image_dir = options.data_dir.rstrip('/')
+        self._listed_in = 'the folder when it was listed'
+        if options.source == 'dir':
+            self._image_dir += f'/{celeba.IMAGE_DIR}'
+            self._listed_in = 'the partition file'
 
-    def process(self, file_name):
-        path = f'{self._image_dir}/{file_name}'
+    def process(self, name):
+        path = f'{self._image_dir}/{name}'
         try:
             if not tf.io.gfile.exists(path):
-                raise DataError(path, 'listed in the partition file but not found')
+                raise DataError(path, f'listed in {self._listed_in} but not found')
             with tf.io.gfile.GFile(path, 'rb') as f:
                 data = f.read()
-            shape = celeba.check_image(path, data, self._options.celeba_shape)
+            shape = celeba.check_image(
+                path,
+                data,
+                self._options.image_shape,
+                datasets.IMAGE_FORMATS[self._options.dataset],
+            )
         except DataError as e:
             yield from _bad_file(e)
             return
-        yield records.celeba_example(data, file_name, shape).SerializeToString()
+        yield records.celeba_example(data, name, shape).SerializeToString()
 
 
 @beam.typehints.with_output_types(bytes)
 class _TfdsToExample(beam.DoFn):
-    """Converts a TFDS mnist/celeb_a record to this project's layout of the same dataset."""
+    """Converts a TFDS mnist/celeb_a/lfw record to this project's layout of the same dataset;
+    for the faces dataset, only the records the hash split puts in `split`."""
 
-    def __init__(self, options: SourceOptions):
+    def __init__(self, options: SourceOptions, split: str):
         self._options = options
+        self._split = split
 
     def process(self, path_and_record):
         path, record = path_and_record
         features = tf.train.Example.FromString(record).features.feature
         image = features['image'].bytes_list.value[0]
+        if self._options.dataset == 'faces' and (
+            hash_split.split_of(image, self._options.eval_fraction) != self._split
+        ):
+            return
         key = f'{os.path.basename(path)}:{hash_id(image)}'
         try:
             if self._options.dataset == 'mnist':
@@ -144,7 +191,12 @@ class _TfdsToExample(beam.DoFn):
                     pixels.tobytes(), features['label'].int64_list.value[0], key
                 ).SerializeToString()
             else:
-                shape = celeba.check_image(f'{path}[{key}]', image, self._options.celeba_shape)
+                shape = celeba.check_image(
+                    f'{path}[{key}]',
+                    image,
+                    self._options.image_shape,
+                    datasets.IMAGE_FORMATS[self._options.dataset],
+                )
                 yield records.celeba_example(image, key, shape).SerializeToString()
         except DataError as e:
             yield from _bad_file(e)
@@ -169,13 +221,13 @@ def read_split(pipeline: beam.Pipeline, options: SourceOptions, split: str, work
         # WriteSplit reshuffles before writing, which spreads the records of the one file read.
         examples = items | f'Read{label}' >> beam.ParDo(_ReadIdxPair())
         return examples, pipeline | f'NoSkips{label}' >> beam.Create([])
-    if options.source == 'dir':
-        # Reshuffle first so that file reads and JPEG checks spread over all workers.
+    if options.source in ('dir', 'folder'):
+        # Reshuffle first so that file reads and image checks spread over all workers.
         outputs = (
             items
             | f'Reshuffle{label}' >> beam.Reshuffle()
             | f'Read{label}'
-            >> beam.ParDo(_ReadCelebAFile(options)).with_outputs(SKIPPED, main='examples')
+            >> beam.ParDo(_ReadImageFile(options)).with_outputs(SKIPPED, main='examples')
         )
         return outputs.examples, outputs[SKIPPED]
     outputs = (
@@ -183,6 +235,6 @@ def read_split(pipeline: beam.Pipeline, options: SourceOptions, split: str, work
         | f'Reshuffle{label}' >> beam.Reshuffle()
         | f'ReadTFRecords{label}' >> beam.io.ReadAllFromTFRecord(with_filename=True)
         | f'Convert{label}'
-        >> beam.ParDo(_TfdsToExample(options)).with_outputs(SKIPPED, main='examples')
+        >> beam.ParDo(_TfdsToExample(options, split)).with_outputs(SKIPPED, main='examples')
     )
     return outputs.examples, outputs[SKIPPED]

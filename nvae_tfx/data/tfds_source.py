@@ -1,4 +1,4 @@
-"""Locating a prepared TFDS dataset (mnist, celeb_a) in a user-given data directory.
+"""Locating a prepared TFDS dataset (mnist, celeb_a, lfw) in a user-given data directory.
 
 Nothing here downloads: machines running the pipeline may have no internet access. TensorFlow
 and TFDS are imported where files are read, so that the layout can be checked before they are
@@ -8,11 +8,13 @@ loaded (nvae_tfx/data/checks.py).
 from nvae_tfx.data.errors import DataError
 
 # Our dataset name -> TFDS's.
-TFDS_NAMES = {'mnist': 'mnist', 'celeba': 'celeb_a'}
-# TFDS split -> our split name, per supported dataset.
+TFDS_NAMES = {'mnist': 'mnist', 'celeba': 'celeb_a', 'faces': 'lfw'}
+# TFDS split -> our split name, per supported dataset. LFW has one split, 'train', which the
+# faces dataset divides into train and eval by hash (hash_split.py): 'all' here.
 SPLITS = {
     'mnist': {'train': 'train', 'test': 'eval'},
     'celeb_a': {'train': 'train', 'validation': 'eval', 'test': 'test'},
+    'lfw': {'train': 'all'},
 }
 INFO_FILE = 'dataset_info.json'
 
@@ -38,7 +40,8 @@ def not_prepared(name: str, data_dir: str, detail: str) -> DataError:
         f'Either prepare it where there is network access (`tfds build {name} --data_dir=DIR`, or '
         f'tfds.builder({name!r}, data_dir=DIR).download_and_prepare()) and pass that DIR with '
         f'--data_dir, or use the raw files: --source=idx for MNIST IDX files, --source=dir for a '
-        f'CelebA img_align_celeba folder with list_eval_partition.txt.',
+        f'CelebA img_align_celeba folder with list_eval_partition.txt, --source=folder for a '
+        f'folder of face images such as the extracted lfw.tgz.',
     )
 
 
