@@ -1,13 +1,14 @@
 """The spread of each metric over evaluation seeds: one trained model, scored by the Evaluator's
-own code under the protocol of its last evaluation, once per seed (the seed draws the MNIST
-binarization of the scored digits, the importance samples and the generated images). The
-blessing's tolerances come from it (docs/blessing.md).
+own code under an evaluation protocol, once per seed (the seed draws the MNIST binarization of
+the scored digits, the importance samples and the generated images). The blessing's tolerances
+come from it (docs/blessing.md).
 
     python -m bench.bench_metric_noise --metadata_path outputs/metadata/nvae-mnist/metadata.sqlite
 
-Reads the latest completed GenerativeEvaluator execution in that ML Metadata store: its model,
-data, feature network and settings. Prints and appends to bench/results.jsonl each metric's
-mean, standard deviation, range and relative standard deviation over the seeds.
+Scores the model of the latest completed Trainer execution in that ML Metadata store, on the
+data it was trained from, with the latest digit classifier (MNIST) as feature network. Prints
+and appends to bench/results.jsonl each metric's mean, standard deviation, range and relative
+standard deviation over the seeds.
 """
 
 import argparse
@@ -37,6 +38,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--metadata_path', default='outputs/metadata/nvae-mnist/metadata.sqlite')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
+    parser.add_argument('--eval_protocol', default='quick')
     parser.add_argument('--note', default='')
     parser.add_argument('--no-save', action='store_true')
     args = parser.parse_args(argv)
@@ -49,23 +51,23 @@ def main(argv=None):
 
     store = report.open_store(args.metadata_path, read_only=True)
     complete = metadata_store_pb2.Execution.COMPLETE
-    [evaluation, *_] = sorted(
-        (
+
+    def latest(node):
+        executions = [
             e
             for e in store.get_executions()
-            if report.node_id(store, e) == 'GenerativeEvaluator' and e.last_known_state == complete
-        ),
-        key=lambda e: -e.id,
-    )
-    inputs = report.inputs_of(store, evaluation.id)
-    properties = {
-        k: report.property_value(v)
-        for k, v in [*evaluation.properties.items(), *evaluation.custom_properties.items()]
-    }
-    options = EvaluationOptions.from_evaluator_parameters(properties)
-    [model] = inputs['model']
+            if report.node_id(store, e) == node and e.last_known_state == complete
+        ]
+        return max(executions, key=lambda e: e.id) if executions else None
+
+    trainer = latest('Trainer')
+    inputs = report.inputs_of(store, trainer.id)
+    [model] = report.outputs_of(store, trainer.id)['model']
+    classifier = latest('DigitClassifierTrainer')
+    feature_network = report.outputs_of(store, classifier.id) if classifier else {}
+    options = EvaluationOptions(protocol=args.eval_protocol)
     nvae = load_nvae(model)
-    networks = Executor._feature_networks(inputs, options)
+    networks = Executor._feature_networks(feature_network, options)
     runs = {}
     for seed in args.seeds:
         seeded = dataclasses.replace(options, seed=seed)

@@ -233,7 +233,9 @@ def blessed(tmp_path_factory):
                 custom_config=json.dumps(training), train_args='{"num_steps": 12}')  # fmt: skip
     evaluation = s.artifact('ModelEvaluation', f'{root}/GenerativeEvaluator/evaluation/7')
     report = {'metrics': METRICS, 'baseline_metrics': BASELINE, 'baseline_skipped': '',
-              'blessed': True, 'reasons': []}  # fmt: skip
+              'blessed': True, 'reasons': [], 'rule': 'every metric finite; nll_nats within 1%',
+              'best_metrics': {'protocol_key': 'k', 'values': {
+                  'nll_nats': {'value': 90.125, 'model_id': 3}}}}  # fmt: skip
     _write(f'{evaluation.uri}/metrics.json', json.dumps(report).encode())
     for name, size in PNGS.items():
         _write(f'{evaluation.uri}/{name}', png(size))
@@ -242,7 +244,7 @@ def blessed(tmp_path_factory):
     s.execution(RUN, 'GenerativeEvaluator', STATE.COMPLETE,
                 [('model', model), ('baseline_model', baseline)],
                 [('evaluation', evaluation), ('blessing', blessing)],
-                max_nll=95.0, max_regression=0.01)  # fmt: skip
+                max_nll=95.0, nll_tolerance=0.01)  # fmt: skip
     destination = str(tmp / 'serving' / '1700000000')
     os.makedirs(destination)
     pushed = s.artifact('PushedModel', f'{root}/Pusher/pushed_model/8', pushed=1,
@@ -292,6 +294,10 @@ def test_report_shows_the_metrics_beside_the_baseline_and_thresholds(blessed, ca
     assert 'Blessed and pushed to' in text
     assert 'baseline (model 1)' in text and '≤ 95.0' in text  # the baseline's id, max_nll
     assert '-1.2654 (-1.4%)' in text  # nll_nats against the baseline
+    # The rule applied, its settings and the best blessed values on record.
+    assert 'Rule: every metric finite; nll_nats within 1%.' in text
+    assert 'Best blessed values' in text and '90.125' in text
+    assert 'nll_tolerance' in text and 'bless_without_baseline' in text
     # The protocol, not among the metrics: how they were measured.
     for key in ('eval_protocol', 'num_iw_samples', 'precision_recall_k'):
         assert key in text and (key, 'candidate') not in shown.metrics

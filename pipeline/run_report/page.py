@@ -28,7 +28,8 @@ EXAMPLE_GEN, EVALUATOR, TRAINER, PUSHER = (
 # measured): likelihoods, and FID and precision/recall per feature network.
 METRIC_PREFIXES = ('nll_', 'neg_elbo_', 'fid_', 'precision_', 'recall_')
 NON_FINITE = ('nan', 'inf', '-inf')  # how the Evaluator writes non-finite numbers
-THRESHOLDS = ('max_nll', 'max_fid', 'max_regression')  # the Evaluator's blessing settings
+# The Evaluator's blessing settings (nvae_tfx/evaluation/blessing.py).
+THRESHOLDS = ('max_nll', 'max_fid', 'nll_tolerance', 'fid_tolerance', 'bless_without_baseline')
 # Captions of the Evaluator's images; any other PNG in its directory shows under its file name.
 IMAGE_CAPTIONS = {
     SAMPLES_PNG: 'Samples from the prior',
@@ -236,11 +237,22 @@ def _evaluation(run: Run, report: dict | None) -> str:
     if not baseline:
         why = report.get('baseline_skipped') or 'no blessed model before this one to compare with'
         scores.append(f'<p class="muted">Baseline: {_e(why)}.</p>')
+    if report.get('baseline_readjusted'):
+        scores.append(f'<p class="muted">{_e(report["baseline_readjusted"])}.</p>')
+    best = (report.get('best_metrics') or {}).get('values', {})
+    if best:
+        best_rows = [
+            [f'<code>{_e(k)}</code>', _e(number(v['value'])), _e(v['model_id'])]
+            for k, v in best.items()
+        ]
+        scores += ['<h4>Best blessed values</h4>', _table(['metric', 'value', 'model'], best_rows)]
     decision = 'blessed' if report.get('blessed') else 'not blessed'
     reasons = ''.join(f'<li>{_e(r)}</li>' for r in report.get('reasons', []))
     blessing_part = [f'<h3>Blessing</h3><p id="blessing">Decision: <b>{decision}</b></p>']
     if reasons:
         blessing_part.append(f'<ul>{reasons}</ul>')
+    if report.get('rule'):
+        blessing_part.append(f'<p class="muted">Rule: {_e(report["rule"])}.</p>')
     settings_rows = [[f'<code>{t}</code>', _e(settings.get(t, 'none'))] for t in THRESHOLDS]
     blessing_part.append(_table(['setting', 'value'], settings_rows))
     protocol = [
