@@ -65,12 +65,12 @@ def main(argv=None):
     [model] = report.outputs_of(store, trainer.id)['model']
     classifier = latest('DigitClassifierTrainer')
     feature_network = report.outputs_of(store, classifier.id) if classifier else {}
-    options = EvaluationOptions(protocol=args.eval_protocol)
+    options = EvaluationOptions(eval_protocol=args.eval_protocol).resolved()
     nvae = load_nvae(model)
     networks = Executor._feature_networks(feature_network, options)
     runs = {}
     for seed in args.seeds:
-        seeded = dataclasses.replace(options, seed=seed)
+        seeded = dataclasses.replace(options, eval_seed=seed)
         scoring = Scoring.prepare(
             seeded,
             inputs['examples'][0].uri,

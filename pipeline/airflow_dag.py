@@ -30,34 +30,35 @@ from tfx.orchestration.airflow.airflow_dag_runner import (  # noqa: E402
 )
 
 from pipeline import nvae_pipeline  # noqa: E402
+from pipeline.run_spec import OutputPaths  # noqa: E402
 
 
-def parse_args(argv):
-    p = cli.pipeline_parser(__doc__)
-    p.add_argument(
-        '--metadata_path',
-        help='SQLite ML Metadata file; default: outputs/airflow/<pipeline name>/metadata.sqlite',
+def airflow_paths(dataset: str, given: cli.LocalOutputs) -> OutputPaths:
+    """Kept apart from run_local.py's: the two runners record executions differently."""
+    root = configs.airflow_root(dataset)
+    return OutputPaths(
+        pipeline_root=given.pipeline_root or os.path.join(root, 'pipeline'),
+        serving_dir=given.serving_dir or os.path.join(root, 'serving'),
+        metadata_path=given.metadata_path or os.path.join(root, 'metadata.sqlite'),
     )
-    return cli.parse(p, argv)
 
 
 def build_dag(env=os.environ):
-    args = parse_args(shlex.split(env.get('NVAE_PIPELINE_ARGS', '')))
+    # The same run specification, and so the same checks of the settings, as every runner;
+    # the data itself is checked by ExampleGen when it runs.
+    spec, _ = cli.parse(
+        cli.parser(__doc__, cli.LocalOutputs),
+        shlex.split(env.get('NVAE_PIPELINE_ARGS', '')),
+        airflow_paths,
+        cli.LocalOutputs,
+    )
     options = configs.AirflowOptions.from_env(env)
-    root = configs.airflow_root(args.dataset)
     pipeline = nvae_pipeline.create_pipeline(
-        pipeline_name=configs.pipeline_name(args.dataset),
-        pipeline_root=args.pipeline_root or os.path.join(root, 'pipeline'),
-        source=cli.source_options(args),
-        transform=cli.transform_options(args),
+        spec,
         metadata_connection_config=metadata.sqlite_metadata_connection_config(
-            args.metadata_path or os.path.join(root, 'metadata.sqlite')
+            spec.paths.metadata_path
         ),
-        beam_pipeline_args=args.beam_args,
         enable_cache=False,
-        training=cli.training_options(args),
-        evaluation=cli.evaluation_options(args),
-        serving_dir=args.serving_dir or os.path.join(root, 'serving'),
         user_code='installed',
         # Uncached, every run trains a new candidate; and Airflow's resolver would hand the
         # strategy every model the Trainer ever made as the candidate.

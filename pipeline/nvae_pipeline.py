@@ -7,7 +7,6 @@ model's card). Runners (run_local.py, ...) only choose where and how it runs.
 """
 
 import os
-from collections.abc import Sequence
 
 from tfx import v1 as tfx
 
@@ -17,72 +16,23 @@ from components.evaluator.component import GenerativeEvaluator
 from components.example_gen.component import ImageExampleGen
 from components.run_report.component import run_report
 from components.validation_gate import ValidationGate
-from nvae_tfx import datasets
-from nvae_tfx.options import (
-    CHECKPOINT_ROOT,
-    CODE_FINGERPRINT,
-    EvaluationOptions,
-    SourceOptions,
-    TrainingOptions,
-    TransformOptions,
-)
+from nvae_tfx.options import CHECKPOINT_ROOT, CODE_FINGERPRINT
 from pipeline import code_fingerprints, configs
-
-
-def _check_agreement(
-    source: SourceOptions,
-    transform: TransformOptions,
-    training: TrainingOptions | None,
-    evaluation: EvaluationOptions | None,
-) -> None:
-    """Every component must see the same data, and the model must be evaluated as it samples:
-    one clear error before anything runs."""
-    if transform.dataset != source.dataset:
-        raise ValueError(
-            f'TransformOptions.dataset {transform.dataset!r} is not the dataset read, '
-            f'{source.dataset!r}'
-        )
-    if transform.crop is not None:
-        datasets.check_crop(transform.crop, source.image_shape)
-    if training is None:
-        return
-    if training.dataset != source.dataset:
-        raise ValueError(
-            f'TrainingOptions.dataset {training.dataset!r} is not the dataset read, '
-            f'{source.dataset!r}'
-        )
-    if source.dataset == 'mnist' and training.binarization != transform.binarization:
-        raise ValueError(
-            f'TrainingOptions.binarization {training.binarization!r} is not the one Transform '
-            f'applies, {transform.binarization!r}'
-        )
-    if evaluation is not None and evaluation.sample_temperature != training.sample_temperature:
-        raise ValueError(
-            f'EvaluationOptions.sample_temperature {evaluation.sample_temperature!r} is not the '
-            f"TrainingOptions' {training.sample_temperature!r}: the Trainer readjusts BatchNorm "
-            'at the temperature the Evaluator samples at'
-        )
+from pipeline.run_spec import RunSpec
 
 
 def create_pipeline(
-    pipeline_name: str,
-    pipeline_root: str,
-    source: SourceOptions,
-    transform: TransformOptions | None = None,
+    spec: RunSpec,
     metadata_connection_config=None,
-    beam_pipeline_args: Sequence[str] = configs.DEFAULT_BEAM_ARGS,
     enable_cache: bool = True,
     schema_dir: str | None = None,
-    training: TrainingOptions | None = None,
-    evaluation: EvaluationOptions | None = None,
-    serving_dir: str | None = None,
     user_code: str = 'module_files',
     image_root: str | None = None,
     baseline_excludes_candidate: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """The pipeline for these options; transform=None: the defaults for the source's dataset;
-    evaluation=None: the training's evaluation protocol and sampling settings; training=None
-    builds only the data half (ingestion, validation, Transform).
+    """The pipeline of a run specification (pipeline/run_spec.py: resolved and checked
+    options, output paths, Beam args); without training, only the data half (ingestion,
+    validation, Transform).
 
     user_code: 'module_files' (TFX packages the Transform and Trainer module files when the
     pipeline is compiled: local runs) or 'installed' (they are imported from the installed
@@ -99,8 +49,7 @@ def create_pipeline(
     """
     if user_code not in ('module_files', 'installed'):
         raise ValueError(f"user_code must be 'module_files' or 'installed', got {user_code!r}")
-    transform = transform or TransformOptions(dataset=source.dataset)
-    _check_agreement(source, transform, training, evaluation)
+    source, transform = spec.source, spec.transform
     input_base = None
     if image_root:
         schema_dir = schema_dir or os.path.join(image_root, 'schemas', source.dataset)
@@ -147,28 +96,25 @@ def create_pipeline(
         validation_gate,
         transform_component,
     ]
-    if training is not None:
+    if spec.training is not None:
         components += _model_half(
             transform_component,
-            training,
-            evaluation
-            or EvaluationOptions(
-                protocol=training.eval_protocol, sample_temperature=training.sample_temperature
-            ),
-            serving_dir or configs.serving_dir(source.dataset),
-            _join(pipeline_root, 'Trainer', 'checkpoints'),
+            spec.training,
+            spec.evaluation,
+            spec.paths.serving_dir,
+            _join(spec.paths.pipeline_root, 'Trainer', 'checkpoints'),
             user_code,
             baseline_excludes_candidate,
         )
-    components.append(run_report(pipeline_name, components, metadata_connection_config))
+    components.append(run_report(spec.name, components, metadata_connection_config))
 
     return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name,
-        pipeline_root=pipeline_root,
+        pipeline_name=spec.name,
+        pipeline_root=spec.paths.pipeline_root,
         components=components,
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(beam_pipeline_args),
+        beam_pipeline_args=list(spec.beam_args),
     )
 
 

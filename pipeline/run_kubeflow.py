@@ -21,101 +21,100 @@ Paths are read where the components run, not here: --pipeline_root, --serving_di
 Vertex AI's Cloud Storage mount /gcs/BUCKET); it is then passed on as it is, unchecked.
 """
 
+import dataclasses
+import json
 import os
 import sys
 
-from pipeline import cli, configs, logging_setup, preflight
+from nvae_tfx.options import setting
+from pipeline import cli, configs, logging_setup
+from pipeline.run_spec import OutputPaths, RunSpec
 
 # Inside a container: as many Beam workers as the container has CPUs.
 DEFAULT_BEAM_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')
-# The Evaluator's settings a user may change per run: {EvaluationOptions field: the job's
-# parameter name, which is the flag's}.
-RUNTIME_PARAMETERS = {
-    'num_iw_samples': 'iw_samples',
-    'fid_num_samples': 'fid_samples',
-    'nll_tolerance': 'nll_tolerance',
-    'fid_tolerance': 'fid_tolerance',
-}
+# The Evaluator's settings a user may change per run: the job's parameters, of their fields'
+# (and flags') names.
+RUNTIME_PARAMETERS = ('iw_samples', 'fid_samples', 'nll_tolerance', 'fid_tolerance')
 # Nodes that run the NVAE and so get the Trainer's resources.
 MODEL_NODES = ('Trainer', 'GenerativeEvaluator')
-# Flags naming paths that only the containers read or write, at run time.
-RUNTIME_PATHS = ('pipeline_root', 'serving_dir', 'data_dir', 'inception_weights')
 
 
-def parse_args(argv):
-    p = cli.pipeline_parser(__doc__)
-    p.add_argument(
-        '--image', required=True, help='the pipeline image (Dockerfile) every component runs in'
+@dataclasses.dataclass(frozen=True)
+class Deployment:
+    """Where and how the compiled job runs."""
+
+    image: str | None = setting(
+        help='the pipeline image (Dockerfile) every component runs in', required=True
     )
-    p.add_argument(
-        '--output', help='PipelineJob JSON to write; default outputs/kubeflow/<pipeline name>.json'
+    output: str | None = setting(
+        help='PipelineJob JSON to write; default outputs/kubeflow/<pipeline name>.json'
     )
-    p.add_argument(
-        '--gpus', type=int, default=1, help='accelerators for Trainer and Evaluator (0: CPU only)'
+    gpus: int = setting(1, 'accelerators for Trainer and Evaluator (0: CPU only)')
+    gpu_type: str = setting(
+        'NVIDIA_TESLA_T4',
+        'Vertex accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_A100_80GB',
     )
-    p.add_argument(
-        '--gpu_type',
-        default='NVIDIA_TESLA_T4',
-        help='Vertex accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_A100_80GB',
-    )
-    p.add_argument('--cpus', type=float, default=8, help='CPU limit for Trainer and Evaluator')
-    p.add_argument(
-        '--memory_gb', type=float, default=32, help='memory limit for Trainer and Evaluator, GB'
-    )
-    p.add_argument('--submit', action='store_true', help='submit the job to Vertex AI Pipelines')
-    p.add_argument('--project', help='Google Cloud project (with --submit)')
-    p.add_argument('--region', default='us-central1', help='Vertex AI region (with --submit)')
-    p.add_argument('--service_account', help='the job runs as this account (with --submit)')
-    p.add_argument('--no_cache', action='store_true', help='re-run every component')
-    p.add_argument('--verbose', action='store_true', help='show all TFX/Beam/TensorFlow logs')
-    p.add_argument(
-        '--in_image',
-        action='append',
-        default=[],
+    cpus: float = setting(8.0, 'CPU limit for Trainer and Evaluator')
+    memory_gb: float = setting(32.0, 'memory limit for Trainer and Evaluator, GB')
+    submit: bool = setting(False, 'submit the job to Vertex AI Pipelines')
+    project: str | None = setting(help='Google Cloud project (with --submit)')
+    region: str = setting('us-central1', 'Vertex AI region (with --submit)')
+    service_account: str | None = setting(help='the job runs as this account (with --submit)')
+    no_cache: bool = setting(False, 're-run every component')
+    verbose: bool = setting(False, 'show all TFX/Beam/TensorFlow logs')
+    in_image: list[str] = setting(
+        help='a local path given to --pipeline_root, --serving_dir, --data_dir or '
+        '--inception_weights that exists inside the containers (baked into the image, or '
+        'mounted, e.g. /gcs/BUCKET on Vertex AI); repeat for several. Other local paths are '
+        'refused: containers cannot read this machine',
+        factory=list,
+        parse=str,
         metavar='PATH',
-        help='a local path given to --' + ', --'.join(RUNTIME_PATHS) + ' that exists inside the '
-        'containers (baked into the image, or mounted, e.g. /gcs/BUCKET on Vertex AI); '
-        'repeat for several. Other local paths are refused: containers cannot read this machine',
     )
-    p.add_argument(
-        '--print_config',
-        action='store_true',
-        help='print the resolved configuration as JSON and exit without compiling',
+    print_config: bool = setting(
+        False, 'print the resolved configuration as JSON and exit without compiling'
     )
-    args = cli.parse(p, argv, DEFAULT_BEAM_ARGS)
-    if not args.pipeline_root:
-        p.error(
+
+    def __post_init__(self):
+        if self.submit and not self.project:
+            raise ValueError('--submit needs --project')
+        for path in self.in_image:
+            if not os.path.isabs(path):
+                raise ValueError(f'--in_image={path}: give the absolute path inside the containers')
+
+
+def job_paths(dataset: str, given: cli.Outputs) -> OutputPaths:
+    if not given.pipeline_root:
+        raise ValueError(
             '--pipeline_root is required (a bucket path such as gs://BUCKET/nvae, which every '
             'component can reach)'
         )
-    problem = runtime_path_problem(args)
-    if problem:
-        p.error(problem)
-    if args.submit and not args.project:
-        p.error('--submit needs --project')
-    return args
+    root = given.pipeline_root
+    return OutputPaths(pipeline_root=root, serving_dir=given.serving_dir or f'{root}/serving')
 
 
-def runtime_path_problem(args) -> str | None:
+def runtime_path_problem(spec: RunSpec, in_image) -> str | None:
     """What is wrong with the paths the containers will read, or None: each must be a URI or a
     path --in_image declares inside the containers, and each --in_image path one of them."""
-    in_image = {os.path.normpath(path): path for path in args.in_image}
-    for path in in_image.values():
-        if not os.path.isabs(path):
-            return f'--in_image={path}: give the absolute path inside the containers'
-    for flag in RUNTIME_PATHS:
-        path = getattr(args, flag)
-        if not path or cli.is_uri(path) or os.path.normpath(path) in in_image:
+    declared = {os.path.normpath(path): path for path in in_image}
+    paths = {
+        'pipeline_root': spec.paths.pipeline_root,
+        'serving_dir': spec.paths.serving_dir,
+        'data_dir': spec.source.data_dir,
+        'inception_weights': spec.evaluation.inception_weights if spec.evaluation else '',
+    }
+    for flag, path in paths.items():
+        if not path or cli.is_uri(path) or os.path.normpath(path) in declared:
             continue
         return (
             f"--{flag}={path} is a path on this machine, which the pipeline's containers cannot "
             f'read: give a URI such as gs://BUCKET/..., or, if the path exists inside the '
             f'containers (baked into the image or mounted), add --in_image={path}'
         )
-    given = {os.path.normpath(getattr(args, f)) for f in RUNTIME_PATHS if getattr(args, f)}
-    for normalized, path in in_image.items():
+    given = {os.path.normpath(p) for p in paths.values() if p}
+    for normalized, path in declared.items():
         if normalized not in given:
-            return f'--in_image={path} is none of --' + ', --'.join(RUNTIME_PATHS)
+            return f'--in_image={path} is none of --' + ', --'.join(paths)
     return None
 
 
@@ -131,94 +130,80 @@ def resource_spec(gpus: int, gpu_type: str, cpus: float, memory_gb: float):
     return spec
 
 
-def runtime_parameter_values(args) -> dict:
+def runtime_parameter_values(spec: RunSpec) -> dict:
     """{the job's parameter: its value for this run}, resolved from preset, protocol and flags."""
-    evaluation = cli.evaluation_options(args)
-    return {
-        parameter: getattr(evaluation, field) for field, parameter in RUNTIME_PARAMETERS.items()
-    }
+    return {name: getattr(spec.evaluation, name) for name in RUNTIME_PARAMETERS}
 
 
-def serving_dir(args) -> str:
-    return args.serving_dir or args.pipeline_root.rstrip('/') + '/serving'
-
-
-def build_pipeline(args):
+def build_pipeline(spec: RunSpec, deployment: Deployment):
     """The pipeline as it runs in the image, with the Trainer's resources and runtime parameters."""
     from tfx import v1 as tfx
 
     from nvae_tfx.options import EvaluationOptions, field_type
     from pipeline import nvae_pipeline
 
-    name = configs.pipeline_name(args.dataset)
-    fields = {f.name: f for f in EvaluationOptions.evaluator_fields()}
-    values = runtime_parameter_values(args)
-    evaluation = cli.evaluation_options(
-        args,
-        **{
-            field: tfx.dsl.experimental.RuntimeParameter(
-                name=parameter, ptype=field_type(fields[field]), default=values[parameter]
+    if spec.evaluation is not None:
+        fields = {f.name: f for f in dataclasses.fields(EvaluationOptions)}
+        parameters = {
+            name: tfx.dsl.experimental.RuntimeParameter(
+                name=name, ptype=field_type(fields[name]), default=value
             )
-            for field, parameter in RUNTIME_PARAMETERS.items()
-        },
-    )
+            for name, value in runtime_parameter_values(spec).items()
+        }
+        spec = dataclasses.replace(
+            spec, evaluation=dataclasses.replace(spec.evaluation, **parameters)
+        )
     pipeline = nvae_pipeline.create_pipeline(
-        pipeline_name=name,
-        pipeline_root=args.pipeline_root,
-        source=cli.source_options(args),
-        transform=cli.transform_options(args),
-        beam_pipeline_args=args.beam_args,
-        enable_cache=not args.no_cache,
-        training=cli.training_options(args),
-        evaluation=evaluation,
-        serving_dir=serving_dir(args),
+        spec,
+        enable_cache=not deployment.no_cache,
         user_code='installed',
         image_root=configs.IMAGE_PROJECT_ROOT,
         baseline_excludes_candidate=False,
     )
-    resources = resource_spec(args.gpus, args.gpu_type, args.cpus, args.memory_gb)
+    resources = resource_spec(
+        deployment.gpus, deployment.gpu_type, deployment.cpus, deployment.memory_gb
+    )
     for component in pipeline.components:
         if component.id in MODEL_NODES:
             component.with_platform_config(resources)
     return pipeline
 
 
-def compile_pipeline(args) -> str:
+def compile_pipeline(spec: RunSpec, deployment: Deployment) -> str:
     from tfx import v1 as tfx
 
     output = os.path.abspath(
-        args.output
-        or os.path.join(
-            configs.OUTPUT_ROOT, 'kubeflow', configs.pipeline_name(args.dataset) + '.json'
-        )
+        deployment.output or os.path.join(configs.OUTPUT_ROOT, 'kubeflow', spec.name + '.json')
     )
     os.makedirs(os.path.dirname(output), exist_ok=True)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=args.image),
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=deployment.image
+        ),
         output_dir=os.path.dirname(output),
         output_filename=os.path.basename(output),
     )
     # Explicit values: KFP v2 (schema 2.0.0) records no defaults for runtime parameters.
     runner.run(
-        build_pipeline(args),
-        parameter_values=runtime_parameter_values(args),
+        build_pipeline(spec, deployment),
+        parameter_values=runtime_parameter_values(spec) if spec.evaluation else None,
     )
     return output
 
 
-def submit(job_file: str, args) -> str:
+def submit(job_file: str, spec: RunSpec, deployment: Deployment) -> str:
     """Submits the compiled job; returns its resource name."""
     import google.auth.exceptions
     from google.cloud import aiplatform
 
     try:
-        aiplatform.init(project=args.project, location=args.region)
+        aiplatform.init(project=deployment.project, location=deployment.region)
         job = aiplatform.PipelineJob(
-            display_name=configs.pipeline_name(args.dataset),
+            display_name=spec.name,
             template_path=job_file,
-            enable_caching=not args.no_cache,
+            enable_caching=not deployment.no_cache,
         )
-        job.submit(service_account=args.service_account)
+        job.submit(service_account=deployment.service_account)
     except google.auth.exceptions.DefaultCredentialsError as e:
         sys.exit(
             f'error: cannot submit {job_file}: no Google Cloud credentials ({e}). Run '
@@ -228,35 +213,42 @@ def submit(job_file: str, args) -> str:
     return job.resource_name
 
 
+def parse(argv) -> tuple[RunSpec, Deployment]:
+    """The run specification and the deployment from the flags (ValueError if bad)."""
+    parser = cli.parser(__doc__, cli.Outputs, Deployment)
+    spec, deployment = cli.parse(
+        parser, argv, job_paths, cli.Outputs, Deployment, DEFAULT_BEAM_ARGS
+    )
+    problem = runtime_path_problem(spec, deployment.in_image)
+    if problem:
+        raise ValueError(problem)
+    return spec, deployment
+
+
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        preflight.check_settings(args)
+        spec, deployment = parse(sys.argv[1:] if argv is None else argv)
     except ValueError as e:
         sys.exit(f'error: {e}')
-    if args.print_config:
-        cli.print_config(
-            args,
-            pipeline_root=args.pipeline_root,
-            serving_dir=serving_dir(args),
-            image=args.image,
-            accelerators={'type': args.gpu_type, 'count': args.gpus} if args.gpus else None,
-            cpus=args.cpus,
-            memory_gb=args.memory_gb,
-            runtime_parameters=sorted(RUNTIME_PARAMETERS.values()),
-            enable_cache=not args.no_cache,
+    if deployment.print_config:
+        accelerators = {'type': deployment.gpu_type, 'count': deployment.gpus}
+        runner = dict(
+            image=deployment.image,
+            accelerators=accelerators if deployment.gpus else None,
+            cpus=deployment.cpus,
+            memory_gb=deployment.memory_gb,
+            runtime_parameters=sorted(RUNTIME_PARAMETERS),
+            enable_cache=not deployment.no_cache,
         )
+        print(json.dumps(spec.as_dict(**runner), indent=1))
         return
     # No file checks here: the data and weights are URIs or paths inside the containers
     # (runtime_path_problem), which ImageExampleGen and the Evaluator check where they run.
-    logging_setup.configure(args.verbose)
-    try:
-        job_file = compile_pipeline(args)
-    except ValueError as e:
-        sys.exit(f'error: {e}')
-    print(f'Compiled {configs.pipeline_name(args.dataset)} for Kubeflow Pipelines v2: {job_file}')
-    if args.submit:
-        print(f'Submitted: {submit(job_file, args)}')
+    logging_setup.configure(deployment.verbose)
+    job_file = compile_pipeline(spec, deployment)
+    print(f'Compiled {spec.name} for Kubeflow Pipelines v2: {job_file}')
+    if deployment.submit:
+        print(f'Submitted: {submit(job_file, spec, deployment)}')
 
 
 if __name__ == '__main__':

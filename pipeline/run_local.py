@@ -8,101 +8,97 @@
 Everything after a bare '--' is passed to Beam unchanged (any runner's flags).
 """
 
+import dataclasses
+import json
 import os
 import sys
 
+from nvae_tfx.options import setting
 from pipeline import cli, configs, logging_setup, preflight, run_lock
+from pipeline.run_spec import OutputPaths, RunSpec
 
 
-def parse_args(argv):
-    p = cli.pipeline_parser(__doc__)
-    p.add_argument('--metadata_path', help='SQLite ML Metadata file; default: outputs/metadata/...')
-    p.add_argument('--no_cache', action='store_true', help='re-run every component')
-    p.add_argument(
-        '--wait',
-        action='store_true',
-        help='if another run is using the same outputs, wait for it instead of stopping',
+@dataclasses.dataclass(frozen=True)
+class LocalRun:
+    """How run_local runs the pipeline."""
+
+    no_cache: bool = setting(False, 're-run every component')
+    wait: bool = setting(
+        False, 'if another run is using the same outputs, wait for it instead of stopping'
     )
-    p.add_argument('--verbose', action='store_true', help='show all TFX/Beam/TensorFlow logs')
-    p.add_argument(
-        '--print_config',
-        action='store_true',
-        help='print the resolved configuration (preset, schedule, evaluation protocol, Beam '
+    verbose: bool = setting(False, 'show all TFX/Beam/TensorFlow logs')
+    print_config: bool = setting(
+        False,
+        'print the resolved configuration (preset, schedule, evaluation protocol, paths, Beam '
         'args) as JSON and exit before anything runs',
     )
-    return cli.parse(p, argv)
+
+
+def local_paths(dataset: str, given: cli.LocalOutputs) -> OutputPaths:
+    """The outputs given, else under outputs/ in this checkout."""
+    return OutputPaths(
+        pipeline_root=given.pipeline_root or configs.pipeline_root(dataset),
+        serving_dir=given.serving_dir or configs.serving_dir(dataset),
+        metadata_path=given.metadata_path or configs.metadata_path(dataset),
+    )
+
+
+def parse(argv) -> tuple[RunSpec, LocalRun]:
+    """The run specification and run_local's settings from its flags (ValueError if bad)."""
+    parser = cli.parser(__doc__, cli.LocalOutputs, LocalRun)
+    return cli.parse(parser, argv, local_paths, cli.LocalOutputs, LocalRun)
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    run = None
     try:
-        preflight.check_settings(args)
-    except ValueError as e:
-        sys.exit(f'error: {e}')
-    name = configs.pipeline_name(args.dataset)
-    metadata_path = os.path.abspath(args.metadata_path or configs.metadata_path(args.dataset))
-    pipeline_root = args.pipeline_root or configs.pipeline_root(args.dataset)
-    serving_dir = cli.local_path(args.serving_dir or configs.serving_dir(args.dataset))
-    if args.print_config:
-        cli.print_config(
-            args,
-            pipeline_root=pipeline_root,
-            metadata_path=metadata_path,
-            serving_dir=serving_dir,
-            enable_cache=not args.no_cache,
-        )
-        return
-    try:
-        preflight.check_files(args)
-    except ValueError as e:
-        sys.exit(f'error: {e}')
-    try:
-        with run_lock.hold([metadata_path, pipeline_root, serving_dir], wait=args.wait):
-            _run(args, name, metadata_path, pipeline_root, serving_dir)
-    except run_lock.Busy as e:
+        spec, run = parse(sys.argv[1:] if argv is None else argv)
+        if run.print_config:
+            print(json.dumps(spec.as_dict(enable_cache=not run.no_cache), indent=1))
+            return
+        preflight.check_files(spec)
+        paths = spec.paths
+        with run_lock.hold([paths.metadata_path, paths.pipeline_root, paths.serving_dir], run.wait):
+            _run(spec, run)
+    except (ValueError, run_lock.Busy) as e:  # settings, data files, outputs in use
         sys.exit(f'error: {e}')
     except KeyboardInterrupt:
         sys.exit('error: interrupted')
     except Exception as e:
-        if args.verbose:
+        if run is None or run.verbose:
             raise
         sys.exit(f'error: {logging_setup.failure_line(e)} (--verbose shows the traceback)')
 
 
-def _run(args, name: str, metadata_path: str, pipeline_root: str, serving_dir: str) -> None:
-    logging_setup.configure(args.verbose)
+def _run(spec: RunSpec, run: LocalRun) -> None:
+    logging_setup.configure(run.verbose)
     configs.tensorflow_environment()
     from tfx import v1 as tfx
     from tfx.orchestration.portable import tfx_runner
 
     from pipeline import nvae_pipeline, report
 
-    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
+    metadata_path = spec.paths.metadata_path
     pipeline = nvae_pipeline.create_pipeline(
-        pipeline_name=name,
-        pipeline_root=pipeline_root,
-        source=cli.source_options(args),
-        transform=cli.transform_options(args),
-        metadata_connection_config=connection,
-        beam_pipeline_args=args.beam_args,
-        enable_cache=not args.no_cache,
-        training=cli.training_options(args),
-        evaluation=cli.evaluation_options(args),
-        serving_dir=serving_dir,
+        spec,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            metadata_path
+        ),
+        enable_cache=not run.no_cache,
     )
-    print(f'Pipeline {name} (ML Metadata: {metadata_path})', flush=True)
+    print(f'Pipeline {spec.name} (ML Metadata: {metadata_path})', flush=True)
     runs_before = set()
     if os.path.exists(metadata_path):
         store = report.open_store(metadata_path)
-        runs_before = {run.id for run, _ in report.pipeline_runs(store)}
-        for execution in run_lock.cancel_abandoned_executions(store, name):
+        runs_before = {r.id for r, _ in report.pipeline_runs(store)}
+        for execution in run_lock.cancel_abandoned_executions(store, spec.name):
             print(
                 f'{report.node_id(store, execution)} execution {execution.id} was left running '
                 'by a run that did not finish; marked CANCELED',
                 flush=True,
             )
     # Compiling packages the module files into wheels; setuptools prints every step.
-    with logging_setup.captured_output(show=args.verbose):
+    with logging_setup.captured_output(show=run.verbose):
         compiled = tfx_runner._make_pipeline_proto(pipeline)
     try:
         tfx.orchestration.LocalDagRunner().run_with_ir(compiled)
@@ -112,7 +108,7 @@ def _run(args, name: str, metadata_path: str, pipeline_root: str, serving_dir: s
         except Exception as unreported:  # the run's own error must still end the run
             print(f'warning: no report: {logging_setup.failure_line(unreported)}', file=sys.stderr)
         raise
-    print(report.run_summary(metadata_path, name), flush=True)
+    print(report.run_summary(metadata_path, spec.name), flush=True)
     _print_report(metadata_path, runs_before)
 
 

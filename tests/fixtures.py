@@ -172,7 +172,7 @@ def write_transform_graph(out_dir: str, options=None) -> str:
     from components.transform import preprocessing
     from nvae_tfx.options import TransformOptions
 
-    options = options or TransformOptions()
+    options = options or TransformOptions().resolved()
     schema = io_utils.SchemaReader().read(
         os.path.join(os.path.dirname(__file__), '..', 'schemas', options.dataset, 'schema.pbtxt')
     )

@@ -9,6 +9,23 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from pipeline import configs, nvae_pipeline, report
+from pipeline.run_spec import OutputPaths, RunSpec
+
+
+def run_spec(tmp_path, source, name='nvae-test', beam_args=configs.DEFAULT_BEAM_ARGS, **options):
+    """The run specification of options (transform, training, evaluation) with outputs and ML
+    Metadata under tmp_path."""
+    return RunSpec.create(
+        source,
+        OutputPaths(
+            pipeline_root=str(tmp_path / 'root'),
+            serving_dir=str(tmp_path / 'serving'),
+            metadata_path=str(tmp_path / 'metadata.sqlite'),
+        ),
+        beam_args=beam_args,
+        name=name,
+        **options,
+    )
 
 
 def run_pipeline(
@@ -22,24 +39,25 @@ def run_pipeline(
     enable_cache=True,
     beam_pipeline_args=configs.DEFAULT_BEAM_ARGS,
 ):
-    metadata_path = str(tmp_path / 'metadata.sqlite')
-    pipeline = nvae_pipeline.create_pipeline(
-        pipeline_name=name,
-        pipeline_root=str(tmp_path / 'root'),
-        source=source,
+    spec = run_spec(
+        tmp_path,
+        source,
+        name,
+        beam_pipeline_args,
         transform=transform,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            metadata_path
-        ),
-        beam_pipeline_args=beam_pipeline_args,
-        schema_dir=schema_dir,
         training=training,
         evaluation=evaluation,
-        serving_dir=str(tmp_path / 'serving'),
+    )
+    pipeline = nvae_pipeline.create_pipeline(
+        spec,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            spec.paths.metadata_path
+        ),
+        schema_dir=schema_dir,
         enable_cache=enable_cache,
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
-    return metadata_path
+    return spec.paths.metadata_path
 
 
 def run_outputs(metadata_path, name='nvae-test'):

@@ -195,7 +195,7 @@ def score_baseline(artifact, candidate, **options):
         return {'nll_nats': 1.0, 'sampling': nvae.sampling_settings()}, None
 
     return Executor._score_baseline(
-        artifact, score, (32, 32, 1), candidate, EvaluationOptions(**options)
+        artifact, score, (32, 32, 1), candidate, EvaluationOptions(**options).resolved()
     )
 
 

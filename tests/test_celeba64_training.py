@@ -78,7 +78,7 @@ def test_celeba_64_trains_with_onednn(tmp_path):
         options = TrainingOptions(
             dataset='celeba', preset='tiny', train_steps={STEPS}, batch_size={BATCH},
             steps_per_epoch={STEPS}, jit_compile='false',
-        )
+        ).resolved()
         model = loop.build_model(options.model_config(image_size={SIZE}), options.jit_compile)
         images = np.random.RandomState(0).randint(0, 256, (16, {SIZE}, {SIZE}, 3), np.uint8)
         ds = tf.data.Dataset.from_tensor_slices(images).repeat().batch({BATCH}).map(

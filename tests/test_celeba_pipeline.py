@@ -47,10 +47,10 @@ def outputs(tmp_path_factory):
         readjust_bn_passes=1,
     )
     evaluation = EvaluationOptions(
-        split='test',
-        num_eval_examples=8,
-        num_iw_samples=2,
-        fid_num_samples=12,
+        eval_split='test',
+        eval_examples=8,
+        iw_samples=2,
+        fid_samples=12,
         inception_weights=weights,
     )
     metadata = run_pipeline(

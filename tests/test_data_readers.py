@@ -73,7 +73,7 @@ def test_idx_missing_and_ambiguous_files(tmp_path):
 
 def test_missing_data_dir_named():
     with pytest.raises(DataError, match='/no/such/dir: data directory not found'):
-        sources.validate(SourceOptions(source='idx', data_dir='/no/such/dir'))
+        sources.validate(SourceOptions(source='idx', data_dir='/no/such/dir').resolved())
 
 
 def test_embedded_split_is_stratified_and_deterministic():
@@ -114,10 +114,14 @@ def test_celeba_malformed_partition_file(tmp_path, content, message):
 
 def test_celeba_missing_partition_file_and_image_dir(tmp_path):
     with pytest.raises(DataError, match='img_align_celeba: CelebA image directory not found'):
-        sources.validate(SourceOptions(dataset='celeba', source='dir', data_dir=str(tmp_path)))
+        sources.validate(
+            SourceOptions(dataset='celeba', source='dir', data_dir=str(tmp_path)).resolved()
+        )
     os.makedirs(f'{tmp_path}/img_align_celeba')
     with pytest.raises(DataError, match='list_eval_partition.txt: partition file not found'):
-        sources.validate(SourceOptions(dataset='celeba', source='dir', data_dir=str(tmp_path)))
+        sources.validate(
+            SourceOptions(dataset='celeba', source='dir', data_dir=str(tmp_path)).resolved()
+        )
 
 
 def test_celeba_image_checks():
@@ -157,9 +161,11 @@ def test_tfds_prepared_fixture_is_found(tmp_path):
 
 
 def test_source_options_round_trip_and_checks():
-    options = SourceOptions(dataset='celeba', source='dir', data_dir='/d', on_corrupt='skip')
+    options = SourceOptions(
+        dataset='celeba', source='dir', data_dir='/d', on_corrupt='skip'
+    ).resolved()
     assert SourceOptions.from_custom_config(options.to_custom_config()) == options
     with pytest.raises(ValueError, match='source for mnist must be one of'):
-        SourceOptions(dataset='mnist', source='dir', data_dir='/d')
+        SourceOptions(dataset='mnist', source='dir', data_dir='/d').resolved()
     with pytest.raises(ValueError, match='give data_dir'):
-        SourceOptions(dataset='mnist', source='idx')
+        SourceOptions(dataset='mnist', source='idx').resolved()

@@ -91,7 +91,7 @@ class FakeModel:
 
 
 def test_fid_scores_mean_images_and_the_grid_shows_samples():
-    options = EvaluationOptions(num_iw_samples=3, fid_num_samples=120, seed=9)
+    options = EvaluationOptions(iw_samples=3, fid_samples=120, eval_seed=9).resolved()
     real = np.random.RandomState(0).uniform(size=(30, 4, 4, 3)).astype(np.float32)
     network = FakeNetwork()
     reference = generative_metrics.features_by_network([network], [real[:16], real[16:]])
@@ -126,8 +126,8 @@ def test_sample_quality_at_further_temperatures_after_readjusting_there():
     model.readjust_bn(num_passes=2, batch_size=2, temperature=1.0)
     state = [keras.ops.convert_to_numpy(v) for v in model.sampling_state_variables()]
     options = EvaluationOptions(
-        num_iw_samples=1, fid_num_samples=8, sample_temperatures='0.6, 1.0', seed=2
-    )
+        iw_samples=1, fid_samples=8, sample_temperatures='0.6, 1.0', eval_seed=2
+    ).resolved()
     real = np.random.RandomState(0).uniform(size=(8, 32, 32, 1)).astype(np.float32)
     network = FakeNetwork()
     reference = generative_metrics.features_by_network([network], [real])
@@ -155,7 +155,7 @@ def test_a_model_without_a_sampling_state_is_refused():
 
 
 def test_protocol_records_what_was_measured_and_how():
-    options = EvaluationOptions(protocol='paper', fid_num_samples=20, seed=5)
+    options = EvaluationOptions(eval_protocol='paper', fid_samples=20, eval_seed=5).resolved()
     network = FakeNetwork(
         'mnist_classifier', {'name': 'x', 'eval_accuracy': 0.97, 'feature_dim': 4}
     )

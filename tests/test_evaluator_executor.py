@@ -74,12 +74,12 @@ def saved_model(root, name, artifact_id, image_size=SIZE, change=None):
 
 
 OPTIONS = EvaluationOptions(
-    num_eval_examples=10,  # the scored images do not cap FID's real side
-    num_iw_samples=2,
-    fid_num_samples=8,
+    eval_examples=10,  # the scored images do not cap FID's real side
+    iw_samples=2,
+    fid_samples=8,
     max_fid=1e9,
-    seed=3,
-)
+    eval_seed=3,
+).resolved()
 
 
 @pytest.fixture(scope='module')
@@ -228,7 +228,7 @@ def test_non_finite_samples_are_a_reason_not_a_crash(data):
     metrics = report['metrics']
     assert np.isfinite(metrics['nll_nats'])  # likelihoods use the training statistics
     assert metrics['fid_mnist_classifier'] == 'nan' and metrics['recall_mnist_classifier'] == 'nan'
-    assert metrics['non_finite_samples'] == OPTIONS.fid_num_samples
+    assert metrics['non_finite_samples'] == OPTIONS.fid_samples
     assert not report['blessed']
     assert report['reasons'] == [
         'non-finite metrics: fid_mnist_classifier, precision_mnist_classifier, '

@@ -88,30 +88,37 @@ def test_face_images_may_be_png_and_must_have_the_configured_shape():
 
 
 def test_face_geometry_is_a_setting_with_each_dataset_default():
-    faces = SourceOptions(dataset='faces', data_dir='/d')
+    faces = SourceOptions(dataset='faces', data_dir='/d').resolved()
     assert (faces.source, faces.image_shape, faces.eval_fraction) == (
         'folder',
         datasets.LFW_SHAPE,
         EVAL_FRACTION,
     )
     assert SourceOptions.from_custom_config(faces.to_custom_config()) == faces
-    celeba_source = SourceOptions(dataset='celeba', data_dir='/d')
+    celeba_source = SourceOptions(dataset='celeba', data_dir='/d').resolved()
     assert (celeba_source.image_shape, celeba_source.eval_fraction) == (datasets.CELEBA_SHAPE, None)
-    assert (SourceOptions().image_shape, SourceOptions().eval_fraction) == (None, None)
+    assert (SourceOptions().resolved().image_shape, SourceOptions().resolved().eval_fraction) == (
+        None,
+        None,
+    )
     own = SourceOptions(
         dataset='faces', data_dir='/d', image_shape=[128, 128, 3], eval_fraction=0.2
-    )
+    ).resolved()
     assert SourceOptions.from_custom_config(own.to_custom_config()) == own
 
-    assert TransformOptions(dataset='faces').crop == datasets.LFW_CROP
-    assert TransformOptions(dataset='celeba').crop == datasets.CELEBA_CROP == (15, 40, 163, 188)
-    assert TransformOptions().crop is None
-    config = TransformOptions(dataset='faces', crop=(0, 0, 128, 128)).to_custom_config()
+    assert TransformOptions(dataset='faces').resolved().crop == datasets.LFW_CROP
+    assert (
+        TransformOptions(dataset='celeba').resolved().crop
+        == datasets.CELEBA_CROP
+        == (15, 40, 163, 188)
+    )
+    assert TransformOptions().resolved().crop is None
+    config = TransformOptions(dataset='faces', crop=(0, 0, 128, 128)).resolved().to_custom_config()
     assert config == {'dataset': 'faces', 'image_size': 64, 'celeba_pixels': 'uint8',
                       'crop': [0, 0, 128, 128]}  # fmt: skip
     assert TransformOptions.from_custom_config(config).crop == (0, 0, 128, 128)
     # MNIST's Transform settings, and so its cache, are those of before.
-    assert TransformOptions().to_custom_config() == {
+    assert TransformOptions().resolved().to_custom_config() == {
         'dataset': 'mnist',
         'binarization': 'dynamic',
         'binarization_seed': 0,
@@ -160,7 +167,7 @@ def test_print_config_and_the_runner_checks_of_the_faces_dataset(tmp_path):
     }  # fmt: skip
     assert config['transform']['crop'] == [60, 60, 190, 190]
     assert config['model']['dataset'] == 'faces' and config['model']['image_size'] == 64
-    assert config['evaluation']['split'] == 'eval'
+    assert config['evaluation']['eval_split'] == 'eval'
     assert config['runner']['metadata_path'].endswith('nvae-faces/metadata.sqlite')
 
     empty = tmp_path / 'empty'
@@ -203,7 +210,7 @@ def test_example_gen_driver_fingerprints_every_folder_image(tmp_path):
     from components.example_gen.driver import Driver
 
     names = fixtures.write_face_folder(str(tmp_path), count=9)
-    component = ImageExampleGen(SourceOptions(dataset='faces', data_dir=str(tmp_path)))
+    component = ImageExampleGen(SourceOptions(dataset='faces', data_dir=str(tmp_path)).resolved())
 
     def fingerprint():
         properties = {
@@ -225,7 +232,7 @@ def test_example_gen_driver_fingerprints_every_folder_image(tmp_path):
 
 def test_tfds_lfw_is_read_through_the_hash_split(tmp_path):
     fixtures.write_tfds(str(tmp_path), 'lfw', {'train': 20})
-    options = SourceOptions(dataset='faces', source='tfds', data_dir=str(tmp_path))
+    options = SourceOptions(dataset='faces', source='tfds', data_dir=str(tmp_path)).resolved()
     checks.check_source(options)
     work = sources.validate(options)
     assert set(work) == {'train', 'eval'} and work['train'] == work['eval']
@@ -277,10 +284,12 @@ def test_face_folder_through_transform_skipping_bad_files(tmp_path):
     (data_dir / wrong_size).write_bytes(fixtures.png_bytes(fixtures.face(5, (200, 200, 3))))
     source = SourceOptions(
         dataset='faces', data_dir=str(data_dir), on_corrupt='skip', eval_fraction=0.25
-    )
+    ).resolved()
     crop = (40, 40, 210, 210)
     outputs = run_outputs(
-        run_pipeline(tmp_path, source, TransformOptions(dataset='faces', image_size=32, crop=crop))
+        run_pipeline(
+            tmp_path, source, TransformOptions(dataset='faces', image_size=32, crop=crop).resolved()
+        )
     )
     examples = outputs['ImageExampleGen'][1]['examples'][0]
     props = examples.custom_properties

@@ -59,7 +59,12 @@ ALLOWED = {
         "the project's source files, hashed where the pipeline is built"
     ),
     ('pipeline/cli.py', 'local_path', 'os.path.abspath'): 'only paths that are not URIs',
-    ('pipeline/cli.py', 'parse', 'os.path.expanduser'): 'only paths that are not URIs',
+    ('pipeline/cli.py', 'local_path', 'os.path.expanduser'): 'only paths that are not URIs',
+    ('pipeline/inspect_mlmd.py', 'main', 'os.path.abspath'): 'the report file, written locally',
+    ('pipeline/inspect_mlmd.py', 'main', 'os.path.expanduser'): 'the report file, written locally',
+    ('pipeline/run_report/writer.py', 'default_path', 'os.path.abspath'): (
+        'beside the SQLite ML Metadata file, local'
+    ),
     ('pipeline/sample.py', 'parse_args', 'os.path.expanduser'): 'only paths that are not URIs',
     ('nvae_tfx/training/checkpoints.py', 'fingerprint', 'pathlib.Path'): (
         "model_code's own source files, hashed where the Trainer runs"
@@ -73,7 +78,6 @@ ALLOWED = {
     ('pipeline/preflight.py', 'check_files', 'os.path.isfile'): (
         'only paths that are not URIs: remote files are checked where the components run'
     ),
-    ('pipeline/run_local.py', 'main', 'os.path.abspath'): 'the SQLite ML Metadata file, local',
     ('pipeline/run_local.py', '_run', 'os.path.exists'): 'the SQLite ML Metadata file, local',
     ('pipeline/run_lock.py', 'lock_file', 'os.path.abspath'): (
         'flock works on local files only; remote outputs are held by a lease (hold)'

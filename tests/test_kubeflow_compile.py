@@ -240,21 +240,20 @@ def test_paths_are_the_images(gpu_job):
     assert parameter(evaluator, 'inception_weights') == 'gs://bucket/weights/inception.h5'
 
 
-def test_local_runtime_paths_are_refused_unless_in_the_image(capsys):
+def test_local_runtime_paths_are_refused_unless_in_the_image():
     base = ['--image', IMAGE, '--pipeline_root', 'gs://b/root', '--source=idx']
     for flags, refused in (
-        (['--data_dir=data/mnist'], '--data_dir=data/mnist'),
+        (['--data_dir=data/mnist'], f'--data_dir={os.path.abspath("data/mnist")}'),
         (['--data_dir=gs://b/mnist', '--inception_weights=/w/i.h5'], '--inception_weights=/w/i.h5'),
         (['--data_dir=gs://b/mnist', '--serving_dir=/srv'], '--serving_dir=/srv'),
         (['--data_dir=/data/mnist', '--in_image=/data/other'], '--data_dir=/data/mnist'),
     ):
-        with pytest.raises(SystemExit):
-            run_kubeflow.parse_args(base + flags)
-        message = capsys.readouterr().err.splitlines()[-1]
-        assert f'{refused} is a path on this machine' in message
-        assert f'add --in_image={refused.split("=")[1]}' in message
-    with pytest.raises(SystemExit):
-        run_kubeflow.parse_args(
+        with pytest.raises(ValueError) as refusal:
+            run_kubeflow.parse(base + flags)
+        assert f'{refused} is a path on this machine' in str(refusal.value)
+        assert f'add --in_image={refused.split("=")[1]}' in str(refusal.value)
+    with pytest.raises(ValueError, match='--pipeline_root=/mnt/root is a path on this machine'):
+        run_kubeflow.parse(
             [
                 '--image',
                 IMAGE,
@@ -264,21 +263,19 @@ def test_local_runtime_paths_are_refused_unless_in_the_image(capsys):
                 '--source=idx',
             ]
         )
-    assert '--pipeline_root=/mnt/root is a path on this machine' in capsys.readouterr().err
     for in_image, problem in (
         ('data/mnist', 'give the absolute path inside the containers'),
         ('/data/unused', 'is none of --pipeline_root, --serving_dir, --data_dir'),
     ):
-        with pytest.raises(SystemExit):
-            run_kubeflow.parse_args(base + ['--data_dir=gs://b/m', f'--in_image={in_image}'])
-        assert problem in capsys.readouterr().err
+        with pytest.raises(ValueError, match=problem):
+            run_kubeflow.parse(base + ['--data_dir=gs://b/m', f'--in_image={in_image}'])
     # Declared paths and URIs pass as they are.
-    args = run_kubeflow.parse_args(
+    spec, _ = run_kubeflow.parse(
         base
         + ['--data_dir=/data/mnist/', '--in_image=/data/mnist', '--serving_dir=gs://b/serving']
         + ['--inception_weights=/w/i.h5', '--in_image=/w/i.h5']
     )
-    assert (args.data_dir, args.inception_weights) == ('/data/mnist/', '/w/i.h5')
+    assert (spec.source.data_dir, spec.evaluation.inception_weights) == ('/data/mnist', '/w/i.h5')
 
 
 def test_cpu_only_embedded_digits(tmp_path):
@@ -317,11 +314,14 @@ def test_submit_without_credentials_fails_clearly(tmp_path, monkeypatch, capsys)
     assert json.loads(job_file.read_text())['displayName'] == 'nvae-mnist'  # kept for later
 
 
-def test_flags_are_checked():
+def test_flags_are_checked(capsys):
+    with pytest.raises(ValueError, match='--pipeline_root is required'):
+        run_kubeflow.parse(['--image', IMAGE])
+    with pytest.raises(ValueError, match='--submit needs --project'):
+        run_kubeflow.parse(['--image', IMAGE, '--pipeline_root', 'gs://b/p', '--submit'])
     with pytest.raises(SystemExit):
-        run_kubeflow.parse_args(['--image', IMAGE])  # no pipeline root
-    with pytest.raises(SystemExit):
-        run_kubeflow.parse_args(['--image', IMAGE, '--pipeline_root', 'gs://b/p', '--submit'])
+        run_kubeflow.parse(['--pipeline_root', 'gs://b/p'])  # argparse: --image is required
+    assert 'the following arguments are required: --image' in capsys.readouterr().err
 
 
 def _import(path):

@@ -77,7 +77,7 @@ def write_tiny_model(root, dataset):
     untrained but for its sampling state, exported as the Trainer exports it and copied as Pusher
     copies it; two image files (A, B) and a third, as users have them."""
     size = 32 if dataset == 'mnist' else 64
-    transform = TransformOptions(dataset=dataset, image_size=size)
+    transform = TransformOptions(dataset=dataset, image_size=size).resolved()
     tft_output = tft.TFTransformOutput(
         fixtures.write_transform_graph(str(root / 'transform_graph'), transform)
     )
@@ -87,7 +87,7 @@ def write_tiny_model(root, dataset):
         jit_compile='false',
         readjust_bn_passes=1,
         readjust_bn_batch=2,
-    )
+    ).resolved()
     keras.utils.set_random_seed(0)
     model = loop.build_model(options.model_config(image_size=size), options.jit_compile)
     export.readjust_bn(model, options)

@@ -36,9 +36,9 @@ TINY = TrainingOptions(
 )
 # Each precision's model is blessed on its own merit: the second run's baseline is the first's.
 EVAL = EvaluationOptions(
-    num_eval_examples=40,
-    num_iw_samples=3,
-    fid_num_samples=60,
+    eval_examples=40,
+    iw_samples=3,
+    fid_samples=60,
     digit_classifier_epochs=1,
     max_regression=1e6,
 )

@@ -19,9 +19,17 @@ from tests.pipeline_helpers import run_outputs, run_pipeline
 
 pytestmark = pytest.mark.slow
 STEPS = 6
-CONFIG = TrainingOptions(
-    preset='tiny', batch_size=8, steps_per_epoch=3, checkpoint_every_steps=2, jit_compile='false'
-).to_custom_config()
+CONFIG = (
+    TrainingOptions(
+        preset='tiny',
+        batch_size=8,
+        steps_per_epoch=3,
+        checkpoint_every_steps=2,
+        jit_compile='false',
+    )
+    .resolved()
+    .to_custom_config()
+)
 
 
 @pytest.fixture(scope='module')
@@ -29,7 +37,9 @@ def transformed(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp('multi_worker')
     fixtures.write_mnist_idx(str(tmp_path / 'mnist'), n_train=64, n_test=16)
     outputs = run_outputs(
-        run_pipeline(tmp_path, SourceOptions(source='idx', data_dir=str(tmp_path / 'mnist')))
+        run_pipeline(
+            tmp_path, SourceOptions(source='idx', data_dir=str(tmp_path / 'mnist')).resolved()
+        )
     )
     return (
         outputs['Transform'][1]['transformed_examples'][0].uri,

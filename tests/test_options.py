@@ -30,7 +30,7 @@ def test_transform_options_cross_with_the_settings_of_their_dataset():
     assert TransformOptions.from_custom_config(mnist.to_custom_config()) == dataclasses.replace(
         mnist, image_size=TransformOptions.image_size
     )
-    celeba = TransformOptions(dataset='celeba', image_size=32, celeba_pixels='float')
+    celeba = TransformOptions(dataset='celeba', image_size=32, celeba_pixels='float').resolved()
     assert (
         TransformOptions.from_custom_config({**celeba.to_custom_config(), CODE_FINGERPRINT: 'abc'})
         == celeba
@@ -41,7 +41,7 @@ def test_training_options_round_trip_with_steps_from_tfx_args():
     options = TrainingOptions(
         dataset='celeba', preset='tiny', overrides={'num_latent_per_group': '8'}, train_steps=12,
         eval_steps=3, jit_compile='false', sample_temperature=0.8,
-    )  # fmt: skip
+    ).resolved()  # fmt: skip
     custom_config = options.to_custom_config()
     assert not set(TrainingOptions.STEP_FIELDS) & set(custom_config)
     decoded = TrainingOptions.from_custom_config(
@@ -58,7 +58,7 @@ def test_unknown_and_invalid_settings_are_errors_naming_them():
         TrainingOptions.from_custom_config({'batch_sise': 8}, train_steps=5, eval_steps=1)
     with pytest.raises(ValueError, match="preset must be one of .* got 'papers'"):
         TrainingOptions(preset='papers')
-    with pytest.raises(ValueError, match=r"no model_code config field: \['num_chanels'\]"):
+    with pytest.raises(ValueError, match="--set num_chanels=8: unknown config field 'num_chanels'"):
         TrainingOptions(overrides={'num_chanels': '8'})
     with pytest.raises(ValueError, match="binarization must be one of .* got 'fixed'"):
         TransformOptions(binarization='fixed')
@@ -67,21 +67,36 @@ def test_unknown_and_invalid_settings_are_errors_naming_them():
 
 
 def test_source_defaults_to_the_datasets_first():
-    assert SourceOptions().source == 'embedded'
-    assert SourceOptions(dataset='celeba', data_dir='/data').source == 'dir'
+    assert SourceOptions().resolved().source == 'embedded'
+    assert SourceOptions(dataset='celeba', data_dir='/data').resolved().source == 'dir'
+
+
+def test_options_hold_what_was_given_and_resolve_afresh():
+    """Nothing is filled in place: replacing the preset of given options and resolving again
+    takes the new preset's schedule, and a value given always wins."""
+    given = TrainingOptions(preset='tiny')
+    assert given.train_steps is None and given.unresolved()
+    tiny = given.resolved()
+    assert (tiny.train_steps, tiny.batch_size) == (100, 8) and not tiny.unresolved()
+    paper = dataclasses.replace(given, preset='paper_mnist').resolved()
+    assert (paper.train_steps, paper.batch_size, paper.eval_protocol) == (60_000, 400, 'paper')
+    assert dataclasses.replace(given, train_steps=7).resolved().train_steps == 7
+    assert tiny.resolved() == tiny  # resolving what is resolved changes nothing
+    with pytest.raises(ValueError, match=r'TrainingOptions is not resolved \(.*train_steps'):
+        given.to_custom_config()
 
 
 def test_evaluation_options_are_the_evaluators_execution_parameters():
     from components.evaluator.component import GenerativeEvaluatorSpec
 
-    options = EvaluationOptions(num_iw_samples=7, max_nll=90.0, digit_classifier_epochs=3)
+    options = EvaluationOptions(iw_samples=7, max_nll=90.0, digit_classifier_epochs=3).resolved()
     parameters = options.evaluator_parameters()
     # Besides them, only the hash of the code the executor runs.
     assert {*parameters, CODE_FINGERPRINT} == set(GenerativeEvaluatorSpec.PARAMETERS)
     assert not set(EvaluationOptions.CLASSIFIER_FIELDS) & set(parameters)
     assert GenerativeEvaluatorSpec.PARAMETERS['max_nll'].optional
     assert GenerativeEvaluatorSpec.PARAMETERS['max_nll'].type is float
-    assert GenerativeEvaluatorSpec.PARAMETERS['num_iw_samples'].type is int
+    assert GenerativeEvaluatorSpec.PARAMETERS['iw_samples'].type is int
     # TFX leaves out parameters that are None; they come back at their defaults.
     present = {k: v for k, v in parameters.items() if v is not None}
     assert EvaluationOptions.from_evaluator_parameters(present) == dataclasses.replace(
@@ -89,57 +104,95 @@ def test_evaluation_options_are_the_evaluators_execution_parameters():
     )
 
 
+def run_local_spec(*argv):
+    from pipeline import run_local
+
+    parser = cli.parser('', cli.LocalOutputs, run_local.LocalRun)
+    spec, _ = cli.parse(parser, list(argv), run_local.local_paths, cli.LocalOutputs)
+    return spec
+
+
 def test_flag_defaults_are_the_options_defaults():
-    args = cli.parse(cli.pipeline_parser(''), [])
-    assert cli.source_options(args) == SourceOptions()
-    assert cli.transform_options(args) == TransformOptions()
-    assert cli.training_options(args) == TrainingOptions()
-    assert cli.evaluation_options(args) == EvaluationOptions()
+    spec = run_local_spec()
+    assert spec.source == SourceOptions().resolved()
+    assert spec.transform == TransformOptions().resolved()
+    assert spec.training == TrainingOptions().resolved()
+    assert spec.evaluation == EvaluationOptions().resolved()
+    assert spec.paths.metadata_path == configs.metadata_path('mnist')
+
+
+def test_every_option_field_is_a_flag_of_its_name():
+    """Flags are made from the fields: a field's name is its flag's (a True default is
+    --no_<name>), its help the field's; only the --set flag of overrides and the two the
+    evaluation shares with the training are other."""
+    parser = cli.parser('', cli.LocalOutputs)
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+    for cls in cli.OPTIONS:
+        for field in dataclasses.fields(cls):
+            if field.name in ('overrides',) or field.metadata.get('flag', '') is None:
+                continue
+            expected = f'--no_{field.name}' if field.default is True else f'--{field.name}'
+            assert flags[field.name] == expected, field.name
+    assert flags['overrides'] == '--set'
+    help_text = parser.format_help()
+    assert "the evaluation protocol's (paper 1000, quick 50)" in help_text  # --iw_samples
 
 
 def test_every_training_setting_has_a_flag():
-    args = cli.parse(
-        cli.pipeline_parser(''),
-        ['--dataset=celeba', '--jit_compile=false', '--sample_temperature=0.7',
-         '--set', 'num_nf=1', '--mixed_precision=mixed_bfloat16'],
+    spec = run_local_spec(
+        '--dataset=celeba', '--data_dir=/d', '--jit_compile=false', '--sample_temperature=0.7',
+        '--set', 'num_nf=1', '--mixed_precision=mixed_bfloat16', '--eval_steps=3',
     )  # fmt: skip
-    training = cli.training_options(args)
+    training = spec.training
     assert (training.dataset, training.jit_compile, training.mixed_precision) == (
         'celeba',
         'false',
         'mixed_bfloat16',
     )
-    assert training.overrides == {'num_nf': '1'}
-    assert training.sample_temperature == cli.evaluation_options(args).sample_temperature == 0.7
+    assert training.overrides == {'num_nf': '1'} and training.eval_steps == 3
+    assert training.sample_temperature == spec.evaluation.sample_temperature == 0.7
 
 
 def test_flags_are_read_without_importing_tensorflow():
     """Runners parse flags before TensorFlow is imported: its log level and oneDNN switch are
     set from them first."""
     script = (
-        'import sys; from pipeline import cli; '
-        "cli.parse(cli.pipeline_parser(''), []); "
+        'import sys; from tests.test_options import run_local_spec; run_local_spec(); '
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )
     out = subprocess.run(
-        [sys.executable, '-c', script], capture_output=True, text=True, cwd='/', check=True
+        [sys.executable, '-c', script],
+        capture_output=True,
+        text=True,
+        cwd=configs.PROJECT_ROOT,
+        check=True,
     )
     assert out.stdout.strip() == '[]'
 
 
 def test_training_steps_scale_the_presets_schedule():
-    config = TrainingOptions(preset='paper_mnist', train_steps=6000).model_config(image_size=32)
+    config = (
+        TrainingOptions(preset='paper_mnist', train_steps=6000)
+        .resolved()
+        .model_config(image_size=32)
+    )
     assert (config.total_steps, config.warmup_steps, config.batch_size) == (6000, 75, 400)
     # A warm-up set by the user is taken as given.
     given = TrainingOptions(preset='paper_mnist', train_steps=6000, overrides={'warmup_steps': '9'})
-    assert given.model_config(image_size=32).warmup_steps == 9
+    assert given.resolved().model_config(image_size=32).warmup_steps == 9
+
+
+def spec_of(tmp_path, source=None, **options):
+    from tests.pipeline_helpers import run_spec
+
+    return run_spec(tmp_path, source or SourceOptions(), **options)
 
 
 def test_pipeline_refuses_options_for_other_data(tmp_path):
     from pipeline import nvae_pipeline
 
     def build(**options):
-        return nvae_pipeline.create_pipeline('nvae-test', str(tmp_path), SourceOptions(), **options)
+        return nvae_pipeline.create_pipeline(spec_of(tmp_path, **options))
 
     with pytest.raises(ValueError, match="TrainingOptions.dataset 'celeba' is not the dataset"):
         build(training=TrainingOptions(dataset='celeba'))
@@ -152,9 +205,10 @@ def test_pipeline_refuses_options_for_other_data(tmp_path):
     [trainer] = [c for c in pipeline.components if c.id == 'Trainer']
     custom_config = json.loads(trainer.exec_properties['custom_config'])
     assert custom_config[CODE_FINGERPRINT] == code_fingerprints.fingerprint('Trainer')
-    assert TrainingOptions.from_custom_config(
-        custom_config, train_steps=TrainingOptions.train_steps, eval_steps=1
-    ) == TrainingOptions(binarization='static', eval_steps=1)
+    assert (
+        TrainingOptions.from_custom_config(custom_config, train_steps=1200, eval_steps=1)
+        == TrainingOptions(binarization='static', eval_steps=1).resolved()
+    )
 
 
 def test_each_component_fingerprints_exactly_the_code_it_runs(tmp_path):
@@ -221,7 +275,7 @@ RESOLVED = {
 @pytest.mark.parametrize(('preset', 'dataset'), list(RESOLVED))
 def test_each_preset_resolves_its_schedule_and_protocol(preset, dataset):
     batch, per_epoch, steps, warmup, protocol, passes, readjust_batch = RESOLVED[(preset, dataset)]
-    training = TrainingOptions(dataset=dataset, preset=preset)
+    training = TrainingOptions(dataset=dataset, preset=preset).resolved()
     assert (training.batch_size, training.steps_per_epoch, training.train_steps) == (
         batch,
         per_epoch,
@@ -248,23 +302,25 @@ def test_official_run_follows_train_py():
 
 
 def test_protocols_resolve_every_evaluation_setting():
-    quick, paper = EvaluationOptions(), EvaluationOptions(protocol='paper')
-    assert quick.protocol == 'quick'  # the default preset's
-    assert (quick.split, quick.num_eval_examples, quick.num_iw_samples) == ('eval', 500, 50)
-    assert (quick.fid_num_samples, quick.fid_reference_examples) == (1000, 0)
+    quick = EvaluationOptions().resolved()
+    paper = EvaluationOptions(eval_protocol='paper').resolved()
+    assert quick.eval_protocol == 'quick'  # the default preset's
+    assert (quick.eval_split, quick.eval_examples, quick.iw_samples) == ('eval', 500, 50)
+    assert (quick.fid_samples, quick.fid_reference_examples) == (1000, 0)
     assert quick.fid_reference_split == 'eval'  # the scored split, whole
     assert quick.sample_temperature == 1.0
     # NVAE's evaluation: K=1000 on the whole split; FID mode's temperature (its readjustment is
     # the Trainer's: test_presets_own_their_settings_and_flags_given_win).
-    assert (paper.split, paper.num_eval_examples, paper.num_iw_samples) == ('eval', 0, 1000)
-    assert (paper.fid_num_samples, paper.fid_reference_split) == (10_000, 'train')
+    assert (paper.eval_split, paper.eval_examples, paper.iw_samples) == ('eval', 0, 1000)
+    assert (paper.fid_samples, paper.fid_reference_split) == (10_000, 'train')
     assert paper.fid_reference_examples == 0  # the whole split
     assert paper.sample_temperature == 1.0
     # The scored split is followed by the quick protocol's reference, not by the paper's.
-    assert EvaluationOptions(split='test').fid_reference_split == 'test'
-    assert EvaluationOptions(protocol='paper', split='test').fid_reference_split == 'train'
+    assert EvaluationOptions(eval_split='test').resolved().fid_reference_split == 'test'
+    paper_test = EvaluationOptions(eval_protocol='paper', eval_split='test').resolved()
+    assert paper_test.fid_reference_split == 'train'
     # A value given wins over the protocol's.
-    assert EvaluationOptions(protocol='paper', num_iw_samples=100).num_iw_samples == 100
+    assert EvaluationOptions(eval_protocol='paper', iw_samples=100).resolved().iw_samples == 100
 
 
 def test_every_preset_names_a_known_protocol():
@@ -286,81 +342,87 @@ def test_bad_settings_are_refused_with_their_name():
         TrainingOptions(preset='paper_celeba64')
     with pytest.raises(ValueError, match='batch_size must be at least 1, got 0'):
         TrainingOptions(batch_size=0)
-    with pytest.raises(ValueError, match='num_iw_samples must be at least 1'):
-        EvaluationOptions(num_iw_samples=0)
-    with pytest.raises(ValueError, match="split must be one of .* got 'valid'"):
-        EvaluationOptions(split='valid')
+    with pytest.raises(ValueError, match='iw_samples must be at least 1'):
+        EvaluationOptions(iw_samples=0)
+    with pytest.raises(ValueError, match="eval_split must be one of .* got 'valid'"):
+        EvaluationOptions(eval_split='valid')
     with pytest.raises(ValueError, match='max_nll must be a finite number, got nan'):
         EvaluationOptions(max_nll=float('nan'))
+    # Ranges every runner gets, from the options themselves.
+    with pytest.raises(ValueError, match='checkpoint_every_steps must be at least 0, got -1'):
+        TrainingOptions(checkpoint_every_steps=-1)
+    with pytest.raises(ValueError, match='image_size must be at least 1, got 0'):
+        TransformOptions(image_size=0)
+    with pytest.raises(ValueError, match='sample_temperature must be positive, got 0'):
+        TrainingOptions(sample_temperature=0.0)
+    with pytest.raises(ValueError, match='nll_tolerance must be at least 0, got -0.1'):
+        EvaluationOptions(nll_tolerance=-0.1)
 
 
-def parse(*argv):
-    return cli.parse(cli.pipeline_parser(''), list(argv))
+parse = run_local_spec
 
 
 def test_presets_own_their_settings_and_flags_given_win():
-    args = parse('--preset=paper_mnist', '--source=idx', '--data_dir=/d')
-    training, evaluation = cli.training_options(args), cli.evaluation_options(args)
-    assert (training.batch_size, training.train_steps, evaluation.num_iw_samples) == (
-        400,
-        60_000,
-        1000,
-    )
-    args = parse(
+    spec = parse('--preset=paper_mnist', '--source=idx', '--data_dir=/d')
+    training, evaluation = spec.training, spec.evaluation
+    assert (training.batch_size, training.train_steps, evaluation.iw_samples) == (400, 60_000, 1000)
+    spec = parse(
         '--preset=paper_mnist', '--batch_size=100', '--iw_samples=10', '--readjust_bn_passes=7',
-        '--eval_examples=2000', '--fid_reference_examples=0',
+        '--eval_examples=2000', '--fid_reference_examples=0', '--source=idx', '--data_dir=/d',
     )  # fmt: skip
-    training, evaluation = cli.training_options(args), cli.evaluation_options(args)
+    training, evaluation = spec.training, spec.evaluation
     assert (training.batch_size, training.train_steps) == (100, 60_000)
-    assert (evaluation.num_iw_samples, evaluation.num_eval_examples) == (10, 2000)
-    assert evaluation.fid_reference_examples == 0 and evaluation.fid_num_samples == 10_000
+    assert (evaluation.iw_samples, evaluation.eval_examples) == (10, 2000)
+    assert evaluation.fid_reference_examples == 0 and evaluation.fid_samples == 10_000
     assert training.readjust_bn_passes == 7
     # The protocol flag switches every evaluation setting; single flags still override it.
-    args = parse('--preset=paper_mnist', '--eval_protocol=quick', '--fid_samples=2000')
-    evaluation = cli.evaluation_options(args)
-    assert (evaluation.protocol, evaluation.num_iw_samples, evaluation.fid_num_samples) == (
+    spec = parse(
+        '--preset=paper_mnist', '--eval_protocol=quick', '--fid_samples=2000', '--source=idx',
+        '--data_dir=/d',
+    )  # fmt: skip
+    evaluation = spec.evaluation
+    assert (evaluation.eval_protocol, evaluation.iw_samples, evaluation.fid_samples) == (
         'quick',
         50,
         2000,
     )
-    assert cli.training_options(args).readjust_bn_passes == 100
+    assert spec.training.readjust_bn_passes == 100
 
 
 def test_the_paper_celeba_preset_brings_its_dataset():
-    args = parse('--preset=paper_celeba64', '--data_dir=/d')
-    assert args.dataset == 'celeba' and cli.source_options(args).source == 'dir'
-    assert cli.training_options(args).batch_size == 128
+    spec = parse('--preset=paper_celeba64', '--data_dir=/d')
+    assert spec.source.dataset == 'celeba' and spec.source.source == 'dir'
+    assert spec.training.batch_size == 128
     with pytest.raises(ValueError, match="paper_mnist is the paper's mnist model"):
-        cli.training_options(parse('--preset=paper_mnist', '--dataset=celeba', '--data_dir=/d'))
+        parse('--preset=paper_mnist', '--dataset=celeba', '--data_dir=/d')
 
 
 def test_max_fid_without_a_feature_network_is_refused():
     with pytest.raises(ValueError, match='--max_fid=30.0: no feature network .* celeba'):
-        cli.evaluation_options(parse('--dataset=celeba', '--data_dir=/d', '--max_fid=30'))
+        parse('--dataset=celeba', '--data_dir=/d', '--max_fid=30')
     with pytest.raises(ValueError, match='or drop --no_digit_classifier'):
-        cli.evaluation_options(parse('--no_digit_classifier', '--max_fid=30'))
-    assert cli.evaluation_options(parse('--max_fid=30')).max_fid == 30.0  # the digit classifier
+        parse('--no_digit_classifier', '--max_fid=30')
+    assert parse('--max_fid=30').evaluation.max_fid == 30.0  # the digit classifier
     with_inception = parse('--dataset=celeba', '--data_dir=/d', '--max_fid=30',
                            '--inception_weights=/w.h5')  # fmt: skip
-    assert cli.evaluation_options(with_inception).inception_weights == '/w.h5'
+    assert with_inception.evaluation.inception_weights == '/w.h5'
 
 
 def test_pipeline_refuses_sampling_settings_that_differ_from_the_trainers(tmp_path):
     from pipeline import nvae_pipeline
 
     with pytest.raises(ValueError, match='EvaluationOptions.sample_temperature 0.5 is not'):
-        nvae_pipeline.create_pipeline(
-            'nvae-test', str(tmp_path), SourceOptions(),
-            training=TrainingOptions(), evaluation=EvaluationOptions(sample_temperature=0.5),
+        spec_of(
+            tmp_path, training=TrainingOptions(),
+            evaluation=EvaluationOptions(sample_temperature=0.5),
         )  # fmt: skip
     # Left out, the evaluation follows the training's protocol and sampling settings.
     pipeline = nvae_pipeline.create_pipeline(
-        'nvae-test', str(tmp_path), SourceOptions(),
-        training=TrainingOptions(preset='paper_mnist', readjust_bn_passes=3),
-    )  # fmt: skip
+        spec_of(tmp_path, training=TrainingOptions(preset='paper_mnist', readjust_bn_passes=3))
+    )
     [evaluator] = [c for c in pipeline.components if c.id == 'GenerativeEvaluator']
-    assert evaluator.exec_properties['protocol'] == 'paper'
-    assert evaluator.exec_properties['num_iw_samples'] == 1000
+    assert evaluator.exec_properties['eval_protocol'] == 'paper'
+    assert evaluator.exec_properties['iw_samples'] == 1000
     assert 'readjust_bn_passes' not in evaluator.exec_properties  # recorded from the model
 
 
@@ -397,8 +459,8 @@ def test_print_config_shows_the_resolved_paper_runs_without_importing_tfx():
     }
     assert config['model']['num_groups_per_scale'] == 10 and config['model']['batch_size'] == 400
     evaluation = config['evaluation']
-    assert (evaluation['protocol'], evaluation['num_iw_samples']) == ('paper', 1000)
-    assert (evaluation['num_eval_examples'], evaluation['fid_num_samples']) == (0, 10_000)
+    assert (evaluation['eval_protocol'], evaluation['iw_samples']) == ('paper', 1000)
+    assert (evaluation['eval_examples'], evaluation['fid_samples']) == (0, 10_000)
     training = config['training']
     assert (training['readjust_bn_passes'], training['readjust_bn_batch']) == (500, 2)
     assert config['source'] == {
@@ -406,7 +468,7 @@ def test_print_config_shows_the_resolved_paper_runs_without_importing_tfx():
         'image_shape': None, 'eval_fraction': None,
     }  # fmt: skip
     assert config['beam_args'] == list(configs.DEFAULT_BEAM_ARGS)
-    assert config['runner']['metadata_path'] == configs.metadata_path('mnist')
+    assert config['paths']['metadata_path'] == configs.metadata_path('mnist')
 
     config, _ = print_config(
         'run_local', '--preset=paper_celeba64', '--data_dir=/data/celeba', '--train_steps=9000',
@@ -416,7 +478,7 @@ def test_print_config_shows_the_resolved_paper_runs_without_importing_tfx():
     assert config['schedule']['global_batch'] == 128
     assert config['schedule']['train_steps'] == 9000  # the flag wins; the warm-up follows
     assert config['schedule']['lr_warmup_steps'] == round(9000 * 6355 / 114_390)
-    assert config['evaluation']['split'] == 'eval' and config['beam_args'] == [
+    assert config['evaluation']['eval_split'] == 'eval' and config['beam_args'] == [
         '--direct_num_workers=0'
     ]
 
@@ -429,8 +491,8 @@ def test_print_config_on_kubeflow_shows_runtime_parameters_and_resources():
     )  # fmt: skip
     assert imported == []
     assert config['runner']['accelerators'] == {'type': 'NVIDIA_L4', 'count': 8}
-    assert config['runner']['serving_dir'] == 'gs://b/root/serving'
-    assert config['evaluation']['fid_num_samples'] == 50_000
+    assert config['paths']['serving_dir'] == 'gs://b/root/serving'
+    assert config['evaluation']['fid_samples'] == 50_000
     assert config['schedule']['steps_per_epoch'] == 1271
 
 
@@ -451,12 +513,9 @@ def test_warm_start_feeds_the_last_blessed_model_to_the_trainer(tmp_path):
     from pipeline import nvae_pipeline
 
     def trainer_and_resolver(*flags):
-        args = parse(*flags)
-        assert cli.training_options(args).warm_start == ('--warm_start' in flags)
-        pipeline = nvae_pipeline.create_pipeline(
-            'nvae-test', str(tmp_path), SourceOptions(),
-            training=cli.training_options(args), evaluation=cli.evaluation_options(args),
-        )  # fmt: skip
+        spec = parse(*flags)
+        assert spec.training.warm_start == ('--warm_start' in flags)
+        pipeline = nvae_pipeline.create_pipeline(spec)
         nodes = {c.id: c for c in pipeline.components}
         return nodes['Trainer'], nodes.get('warm_start_model_resolver')
 

@@ -104,16 +104,17 @@ def test_every_path_flag_expands_the_home_directory(monkeypatch):
     from pipeline import run_local
 
     monkeypatch.setenv('HOME', '/home/someone')
-    args = run_local.parse_args(
-        ['--data_dir=~/x', '--pipeline_root=~/y', '--serving_dir=~/s', '--metadata_path=~/m',
-         '--inception_weights=~/w.h5']
+    spec, _ = run_local.parse(
+        ['--source=idx', '--data_dir=~/x', '--pipeline_root=~/y', '--serving_dir=~/s',
+         '--metadata_path=~/m', '--inception_weights=~/w.h5']
     )  # fmt: skip
-    assert (args.data_dir, args.pipeline_root, args.serving_dir, args.metadata_path) == (
+    paths = spec.paths
+    assert (spec.source.data_dir, paths.pipeline_root, paths.serving_dir, paths.metadata_path) == (
         '/home/someone/x', '/home/someone/y', '/home/someone/s', '/home/someone/m'
     )  # fmt: skip
-    assert args.inception_weights == '/home/someone/w.h5'
-    remote = run_local.parse_args(['--data_dir=gs://b/~x'])
-    assert remote.data_dir == 'gs://b/~x'
+    assert spec.evaluation.inception_weights == '/home/someone/w.h5'
+    remote, _ = run_local.parse(['--source=idx', '--data_dir=gs://b/~x'])
+    assert remote.source.data_dir == 'gs://b/~x'
 
 
 @pytest.mark.parametrize('name', ['../secret.jpg', 'sub/000001.jpg', '/etc/x.jpg', '..\\a.jpg'])
@@ -138,17 +139,17 @@ def test_missing_celeba_images_are_counted_before_the_run(tmp_path):
     names = fixtures.write_celeba_dir(str(tmp_path), counts=(3, 2, 1))
     for name in names[:3]:
         os.remove(tmp_path / 'img_align_celeba' / name)
-    options = SourceOptions(dataset='celeba', source='dir', data_dir=str(tmp_path))
+    options = SourceOptions(dataset='celeba', source='dir', data_dir=str(tmp_path)).resolved()
     with pytest.raises(DataError, match=r'not found \(and 2 other listed files are missing\)'):
         checks.check_source(options)
     # Skipping: missing files are reported with the unreadable ones when they are read.
-    checks.check_source(SourceOptions(**{**vars(options), 'on_corrupt': 'skip'}))
+    checks.check_source(SourceOptions(**{**vars(options), 'on_corrupt': 'skip'}).resolved())
 
 
 @pytest.mark.parametrize('gz', [False, True])
 def test_idx_headers_are_checked_against_the_file_length(tmp_path, gz):
     fixtures.write_mnist_idx(str(tmp_path), n_train=10, n_test=5, gz=gz)
-    options = SourceOptions(source='idx', data_dir=str(tmp_path))
+    options = SourceOptions(source='idx', data_dir=str(tmp_path)).resolved()
     checks.check_source(options)
     path = tmp_path / ('train-images-idx3-ubyte' + ('.gz' if gz else ''))
     if gz:
@@ -421,7 +422,9 @@ def test_example_gen_driver_fingerprints_celeba_images(tmp_path):
 
     names = fixtures.write_celeba_dir(str(tmp_path), counts=(3, 1, 1))
     component = ImageExampleGen(
-        SourceOptions(dataset='celeba', source='dir', data_dir=str(tmp_path), on_corrupt='skip')
+        SourceOptions(
+            dataset='celeba', source='dir', data_dir=str(tmp_path), on_corrupt='skip'
+        ).resolved()
     )
 
     def fingerprint():
@@ -551,8 +554,8 @@ def test_run_summary_says_when_everything_was_cached(tmp_path):
 
 
 def test_checkpoints_at_epoch_ends_only_are_accepted():
-    from pipeline import preflight, run_local
+    from tests.test_options import run_local_spec
 
-    preflight.check_settings(run_local.parse_args(['--checkpoint_every_steps=0']))
-    with pytest.raises(ValueError, match='checkpoint_every_steps must not be negative'):
-        preflight.check_settings(run_local.parse_args(['--checkpoint_every_steps=-1']))
+    assert run_local_spec('--checkpoint_every_steps=0').training.checkpoint_every_steps == 0
+    with pytest.raises(ValueError, match='checkpoint_every_steps must be at least 0, got -1'):
+        run_local_spec('--checkpoint_every_steps=-1')

@@ -71,7 +71,7 @@ def pushed(tmp_path_factory):
         sample_temperature=TEMPERATURE,
         readjust_bn_passes=20,
         readjust_bn_batch=4,
-    )
+    ).resolved()
     keras.utils.set_random_seed(0)
     model = loop.build_model(options.model_config(image_size=32), options.jit_compile)
     x = (np.random.RandomState(0).rand(16, 32, 32, 1) < 0.3).astype(np.float32)

@@ -41,9 +41,9 @@ TINY = TrainingOptions(
     readjust_bn_passes=2,
 )
 EVAL = EvaluationOptions(
-    num_eval_examples=40,
-    num_iw_samples=3,
-    fid_num_samples=60,
+    eval_examples=40,
+    iw_samples=3,
+    fid_samples=60,
     digit_classifier_epochs=1,
     max_nll=1.0,
 )
@@ -205,21 +205,19 @@ def test_evaluator_numbers_equal_model_code(runs):
         artifact(first, 'Transform', 'transformed_examples').uri,
         artifact(first, 'Transform', 'transform_graph').uri,
         'eval',
-        limit=EVAL.num_eval_examples,
+        limit=EVAL.eval_examples,
     )
     images = datasets.fixed_binarize(
-        np.asarray(transformed.to_model_images(data['image'])), EVAL.seed
+        np.asarray(transformed.to_model_images(data['image'])), EVAL.eval_seed
     )
-    model.reseed(EVAL.seed)  # every model scored draws from the evaluation's seed
+    model.reseed(EVAL.eval_seed)  # every model scored draws from the evaluation's seed
     neg_elbo, log_px = [], []
     for start in range(0, len(images), 50):  # the Evaluator's batch and call order
         x = images[start : start + 50]
         neg_elbo.append(keras.ops.convert_to_numpy(model.negative_elbo(x)))
         log_px.append(
             keras.ops.convert_to_numpy(
-                model.log_likelihood(
-                    x, num_samples=EVAL.num_iw_samples, chunk_size=EVAL.num_iw_samples
-                )
+                model.log_likelihood(x, num_samples=EVAL.iw_samples, chunk_size=EVAL.iw_samples)
             )
         )
     metrics = json.load(

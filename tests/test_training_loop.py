@@ -27,7 +27,7 @@ STEPS_PER_EPOCH = 5
 
 
 def tiny(train_steps, **options):
-    """The tiny preset's training options on 32x32 digits, batches of 8."""
+    """The tiny preset's training options on 32x32 digits, batches of 8, resolved."""
     return TrainingOptions(
         preset='tiny',
         train_steps=train_steps,
@@ -35,7 +35,7 @@ def tiny(train_steps, **options):
         steps_per_epoch=STEPS_PER_EPOCH,
         jit_compile='false',
         **options,
-    )
+    ).resolved()
 
 
 def tiny_model(options):

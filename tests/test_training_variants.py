@@ -17,7 +17,7 @@ from model_code.nvae import NVAE
 from model_code.regularizers import SpectralRegularizer
 from nvae_tfx.options import TrainingOptions
 from nvae_tfx.training import export
-from tests.fixtures import write_mnist_transform_graph
+from tests.fixtures import write_transform_graph
 from tests.test_options import print_config
 from tests.test_runner_checks import run_cases
 
@@ -135,13 +135,13 @@ def exported(tmp_path_factory):
     """A tiny spectrally normalised model after a training-mode pass (which moves its spectral
     estimates), readjusted and exported as the Trainer does."""
     root = tmp_path_factory.mktemp('spectral_norm')
-    tft_output = tft.TFTransformOutput(write_mnist_transform_graph(str(root / 'transform_graph')))
+    tft_output = tft.TFTransformOutput(write_transform_graph(str(root / 'transform_graph')))
     options = TrainingOptions(
         preset='tiny',
         overrides={'normalization': 'spectral_norm', 'kl_warmup': 'epoch'},
         readjust_bn_passes=4,
         readjust_bn_batch=4,
-    )
+    ).resolved()
     keras.utils.set_random_seed(0)
     model = NVAE(options.model_config(image_size=32))
     model(binary_batch(8), training=True)

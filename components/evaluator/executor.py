@@ -132,10 +132,11 @@ class Scoring:
     @classmethod
     def prepare(cls, options, examples_uri, transform_graph_uri, networks, dataset) -> 'Scoring':
         data = transformed.read_transformed_split(
-            examples_uri, transform_graph_uri, options.split, limit=options.num_eval_examples
+            examples_uri, transform_graph_uri, options.eval_split, limit=options.eval_examples
         )
-        real = np.asarray(transformed.to_model_images(data[records.IMAGE]))
-        nll_images = datasets.fixed_binarize(real, options.seed) if dataset == 'mnist' else real
+        scored = np.asarray(transformed.to_model_images(data[records.IMAGE]))
+        if dataset == 'mnist':
+            scored = datasets.fixed_binarize(scored, options.eval_seed)
         reference = {}
         if networks:
             batches = transformed.transformed_batches(
@@ -150,14 +151,14 @@ class Scoring:
                 (np.asarray(transformed.to_model_images(b[records.IMAGE])) for b in batches),
             )
         measured_with = generative_metrics.protocol(
-            options, dataset, len(nll_images), reference, networks
+            options, dataset, len(scored), reference, networks
         )
-        return cls(options, nll_images, networks, reference, measured_with)
+        return cls(options, scored, networks, reference, measured_with)
 
     def score(self, nvae) -> tuple[dict, dict]:
         """(metrics with the protocol's record, {temperature: samples for its grid}) of one
         model."""
-        keras.utils.set_random_seed(self.options.seed)
+        keras.utils.set_random_seed(self.options.eval_seed)
         metrics, grid = generative_metrics.evaluate(
             nvae, self.nll_images, self.reference, self.networks, self.options
         )
@@ -275,7 +276,7 @@ class Executor(tfx_evaluator.Executor):
         ours, theirs = candidate.sampling_settings(), nvae.sampling_settings()
         readjusted = ''
         if theirs != ours:
-            nvae.reseed(options.seed)
+            nvae.reseed(options.eval_seed)
             nvae.readjust_bn(
                 ours['passes'], ours['batch'], ours['temperature'], compile_pass=graph_function
             )

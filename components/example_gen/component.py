@@ -4,7 +4,7 @@ from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
-from components.example_gen import driver, executor
+from components.example_gen import custom_config, driver, executor
 from nvae_tfx.data import sources
 from nvae_tfx.options import SourceOptions
 
@@ -33,5 +33,5 @@ class ImageExampleGen(FileBasedExampleGen):
                     for name, pattern in sources.input_patterns(options).items()
                 ]
             ),
-            custom_config=options.to_custom_config(code_fingerprint=code_fingerprint),
+            custom_config=custom_config.pack(options, code_fingerprint),
         )

@@ -5,12 +5,10 @@ replaced image re-runs ingestion rather than reusing a cached result that skippe
 from typing import Any
 
 from tfx.components.example_gen import driver, utils
-from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
-from tfx.utils import proto_utils
 
+from components.example_gen import custom_config
 from nvae_tfx.data import celeba, checks, fingerprint, image_folder
-from nvae_tfx.options import SourceOptions
 
 
 class Driver(driver.FileBasedDriver):
@@ -20,12 +18,7 @@ class Driver(driver.FileBasedDriver):
         exec_properties = super().resolve_exec_properties(
             exec_properties, pipeline_info, component_info
         )
-        options = SourceOptions.from_custom_config(
-            proto_utils.json_to_proto(
-                exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY],
-                example_gen_pb2.CustomConfig(),
-            )
-        )
+        options = custom_config.unpack(exec_properties)
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         if options.source == 'dir':
             image_dir = f'{input_base.rstrip("/")}/{celeba.IMAGE_DIR}'

@@ -15,9 +15,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from components.example_gen import custom_config
 from nvae_tfx.data import sources
 from nvae_tfx.data.errors import DataError
-from nvae_tfx.options import SourceOptions
 
 REPORT_DIR = 'IngestionReport'
 
@@ -37,11 +37,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         input_config = proto_utils.json_to_proto(
             exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input()
         )
-        custom_config = proto_utils.json_to_proto(
-            exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY],
-            example_gen_pb2.CustomConfig(),
-        )
-        options = SourceOptions.from_custom_config(custom_config)
+        options = custom_config.unpack(exec_properties)
         split_names = [s.name for s in input_config.splits]
         examples = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.EXAMPLES_KEY]

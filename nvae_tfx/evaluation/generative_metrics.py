@@ -152,12 +152,12 @@ def _sample_quality_at(model, temperature, reference, networks, options, batch_s
         map(
             counter,
             sample_batches(
-                model, options.fid_num_samples, temperature, batch_size, True, options.seed
+                model, options.fid_samples, temperature, batch_size, True, options.eval_seed
             ),
         ),
     )
     return {
-        **sample_quality(generated, reference, networks, options.seed),
+        **sample_quality(generated, reference, networks, options.eval_seed),
         'non_finite_samples': counter.count,
     }
 
@@ -195,10 +195,10 @@ def evaluate(
     readjusted there first, and the metrics' names end in _t<temperature>."""
     # Every model draws from the same seed: models scored side by side share the draws of
     # their posterior samples and of their prior samples, so that noise is paired.
-    model.reseed(options.seed)
+    model.reseed(options.eval_seed)
     metrics = {
         **sampling_state(model),
-        **likelihoods(model, nll_images, options.num_iw_samples, batch_size),
+        **likelihoods(model, nll_images, options.iw_samples, batch_size),
     }
     if networks:
         metrics.update(
@@ -208,17 +208,19 @@ def evaluate(
         )
     grids = {
         options.sample_temperature: samples(
-            model, GRID_SAMPLES, options.sample_temperature, batch_size, options.seed
+            model, GRID_SAMPLES, options.sample_temperature, batch_size, options.eval_seed
         )
     }
     for temperature in options.extra_temperatures():
-        with readjusted_at(model, temperature, options.seed):
+        with readjusted_at(model, temperature, options.eval_seed):
             if networks:
                 at = _sample_quality_at(
                     model, temperature, reference, networks, options, batch_size
                 )
                 metrics.update({f'{k}_t{temperature:g}': v for k, v in at.items()})
-            grids[temperature] = samples(model, GRID_SAMPLES, temperature, batch_size, options.seed)
+            grids[temperature] = samples(
+                model, GRID_SAMPLES, temperature, batch_size, options.eval_seed
+            )
     return metrics, grids
 
 
@@ -245,10 +247,10 @@ def protocol(
     feature network's facts (its accuracy, its weights). The BatchNorm readjustment is each
     model's own (sampling_state), recorded by evaluate."""
     record = {
-        'eval_protocol': options.protocol,
-        'eval_split': options.split,
+        'eval_protocol': options.eval_protocol,
+        'eval_split': options.eval_split,
         'num_eval_examples': num_scored,
-        'num_iw_samples': options.num_iw_samples,
+        'num_iw_samples': options.iw_samples,
         'sample_temperature': options.sample_temperature,
         # Each after BatchNorm readjustment there (the model's passes and batch).
         'sample_temperatures': ','.join(
@@ -258,15 +260,17 @@ def protocol(
         'samples_png_images': 'mean' if dataset == 'mnist' else 'sample',
     }
     if dataset == 'mnist':
-        record['binarization_seed'] = options.seed  # one seeded binarization of the scored digits
+        record['binarization_seed'] = (
+            options.eval_seed
+        )  # one seeded binarization of the scored digits
     if networks:
         num_real = len(next(iter(reference.values())).features)
         record.update(
-            fid_num_samples=options.fid_num_samples,
+            fid_num_samples=options.fid_samples,
             fid_images='mean',  # the decoder's mean image, as the official FID
             fid_reference_split=options.fid_reference_split,
             fid_reference_examples=num_real,
-            precision_recall_samples=min(options.fid_num_samples, num_real),
+            precision_recall_samples=min(options.fid_samples, num_real),
             precision_recall_k=precision_recall.K,
         )
     for network in networks:
