@@ -77,17 +77,21 @@ def run_once(source, beam_args, root: str, transform=None):
     from tfx import v1 as tfx
 
     from pipeline import nvae_pipeline, report
+    from pipeline.run_spec import OutputPaths, RunSpec
 
     metadata_path = os.path.join(root, 'metadata.sqlite')
-    pipeline = nvae_pipeline.create_pipeline(
-        pipeline_name='nvae-bench',
-        pipeline_root=os.path.join(root, 'root'),
-        source=source,
+    spec = RunSpec.create(
+        source,
+        OutputPaths(os.path.join(root, 'root'), os.path.join(root, 'serving'), metadata_path),
         transform=transform,
+        beam_args=beam_args,
+        name='nvae-bench',
+    )
+    pipeline = nvae_pipeline.create_pipeline(
+        spec,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path
         ),
-        beam_pipeline_args=beam_args,
         enable_cache=False,
     )
     start = time.time()

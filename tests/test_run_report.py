@@ -421,11 +421,14 @@ def test_report_without_a_store_reads_the_components_inputs(blessed, tmp_path):
     from components.run_report import component
     from nvae_tfx.options import EvaluationOptions, SourceOptions, TrainingOptions
     from pipeline import nvae_pipeline
+    from tests.pipeline_helpers import run_spec
 
     pipeline = nvae_pipeline.create_pipeline(
-        PIPELINE, str(tmp_path / 'root'), SourceOptions(),
-        training=TrainingOptions(preset='tiny', train_steps=12),
-        evaluation=EvaluationOptions(max_nll=95.0),
+        run_spec(
+            tmp_path, SourceOptions(), PIPELINE,
+            training=TrainingOptions(preset='tiny', train_steps=12),
+            evaluation=EvaluationOptions(max_nll=95.0),
+        )
     )  # fmt: skip
     [node] = [c for c in pipeline.components if c.id == 'RunReport']
     structure = json.loads(node.exec_properties['pipeline_structure'])
