@@ -6,7 +6,7 @@ mean position."""
 
 import html
 
-from pipeline.run_report.record import Run
+from pipeline.run_report.record import REPORT_NODE, Run
 
 ROW = 56  # pixels per row
 NODE_W, NODE_H, GAP = 200, 34, 24
@@ -49,6 +49,11 @@ def _graph(run: Run):
         )
         fills[node] = ARTIFACT_COLOUR
     edges = [(s, t, k) for s, t, k in edges if s in labels and t in labels]
+    # The report reads nearly everything; of its inputs only those nothing else read (the ends
+    # of the run: the push, the evaluation, the training logs) are drawn, not a fan of lines.
+    reports = {('e', i) for i, e in enumerate(run.executions) if e.node == REPORT_NODE}
+    read_elsewhere = {s for s, t, _ in edges if t not in reports}
+    edges = [(s, t, k) for s, t, k in edges if t not in reports or s not in read_elsewhere]
     return labels, tips, fills, mlmd_ids, edges
 
 

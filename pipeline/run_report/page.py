@@ -115,13 +115,18 @@ def _table(header, rows, numeric=()) -> str:
 
 
 def _value(value) -> str:
-    """An execution property: JSON text pretty-printed, long text in a block."""
-    text = str(value)
-    if isinstance(value, str) and text[:1] in '{[':
+    """An execution property: JSON (text in ML Metadata, data in a compiled pipeline's
+    structure) pretty-printed, long text in a block."""
+    if isinstance(value, str) and value[:1] in '{[':
         try:
-            text = json.dumps(json.loads(text), indent=1, sort_keys=True)
+            value = json.loads(value)
         except ValueError:
             pass
+    text = (
+        json.dumps(value, indent=1, sort_keys=True)
+        if isinstance(value, (dict, list))
+        else str(value)
+    )
     return (
         f'<pre>{_e(text)}</pre>' if '\n' in text or len(text) > 80 else f'<code>{_e(text)}</code>'
     )

@@ -48,7 +48,12 @@ def training_curves(scalars: dict) -> bytes | None:
 def _style(ax, title: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.set_xlabel('epoch', fontsize=9)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    last = int(max((max(line.get_xdata()) for line in ax.get_lines()), default=1))
+    ax.set_xlim(0.5, last + 0.5)  # whole epochs, a single one included
+    if last <= 12:
+        ax.set_xticks(range(1, last + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -16,6 +16,7 @@ from ml_metadata.proto import metadata_store_pb2
 from pipeline import report
 
 _STATE = metadata_store_pb2.Execution.State
+_EVENT = metadata_store_pb2.Event
 # TFX's portable runners name run contexts 'pipeline_run'; Airflow's launcher, 'run'.
 RUN_CONTEXT_TYPES = ('pipeline_run', 'run')
 # Where TFX records an execution's result (an ExecutionResult message as JSON): the executor's
@@ -100,7 +101,13 @@ def _error(execution) -> str:
 def from_store(store, run_context, source: str) -> Run:
     """The run whose context is run_context, read from ML Metadata."""
     executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.id)
-    events = store.get_events_by_execution_ids([e.id for e in executions])
+    # What each execution read and wrote; TFX's internal events (a resolver's bookkeeping) are
+    # not the run's data flow.
+    events = [
+        e
+        for e in store.get_events_by_execution_ids([e.id for e in executions])
+        if e.type in (_EVENT.INPUT, _EVENT.OUTPUT, _EVENT.PENDING_OUTPUT)
+    ]
     type_names = {t.id: t.name for t in store.get_artifact_types()}
     artifacts = {}
     for a in store.get_artifacts_by_id(sorted({e.artifact_id for e in events})):
@@ -127,18 +134,8 @@ def from_store(store, run_context, source: str) -> Run:
             properties={k: v for k, v in _properties(e).items() if k != EXECUTION_RESULT},
             error=_error(e),
         )
-        for event in events:
-            if event.execution_id != e.id:
-                continue
-            if event.type == metadata_store_pb2.Event.INPUT:
-                direction = record.inputs
-            elif event.type in (
-                metadata_store_pb2.Event.OUTPUT,
-                metadata_store_pb2.Event.PENDING_OUTPUT,
-            ):
-                direction = record.outputs
-            else:
-                continue
+        for event in (event for event in events if event.execution_id == e.id):
+            direction = record.inputs if event.type == _EVENT.INPUT else record.outputs
             direction.setdefault(event.path.steps[0].key, []).append(event.artifact_id)
         records.append(record)
     pipeline_types = {t.id for t in store.get_context_types() if t.name == 'pipeline'}
