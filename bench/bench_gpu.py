@@ -12,8 +12,8 @@ each step, bench/official_gpu_worker.py). A side not ready within the preparatio
 bench/results.jsonl with the machine and GPU, and a table with the projections ends the
 output.
 
-    python bench/bench_gpu.py --official-dir NVAE_CHECKOUT            # on a GPU machine
-    python bench/bench_gpu.py --dry-run                               # the JAX side, tiny, CPU
+    python -m bench.bench_gpu --official-dir NVAE_CHECKOUT            # on a GPU machine
+    python -m bench.bench_gpu --dry-run                               # the JAX side, tiny, CPU
 
 docs/gpu.md says how to run it on a lent GPU machine (bench/gpu_run.sh).
 """
@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
 from model_code.config import PRECISIONS, PRESETS, get_config  # noqa: E402
 
@@ -341,7 +340,7 @@ def side_command(args, job):
         }
         if args.device == 'cpu':
             env['JAX_PLATFORMS'] = 'cpu'
-        command = [sys.executable, str(HERE / 'bench_gpu.py'), 'ours-worker', *common]
+        command = [sys.executable, '-m', 'bench.bench_gpu', 'ours-worker', *common]
         return command + ['--device', args.device], env
     config = get_config(job['preset'])
     command = [args.official_python, str(HERE / 'official_gpu_worker.py'), *common]

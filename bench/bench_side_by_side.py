@@ -19,7 +19,7 @@ ratios against the first and the ratio of the fastest steps (the least disturbed
 PyTorch's OpenMP threads slow down far more than TensorFlow's when the cores are shared);
 appends the result, with the load average of every round, to bench/results.jsonl.
 
-    python bench/bench_side_by_side.py --preset cpu --batch-size 64 --rounds 20 --ours . \\
+    python -m bench.bench_side_by_side --preset cpu --batch-size 64 --rounds 20 --ours . \\
         --official-python VENV/bin/python --official-dir NVAE_CHECKOUT \\
         --official-timing-dir SHARED/bench
 """
@@ -33,19 +33,19 @@ import sys
 import time
 from pathlib import Path
 
+from bench.machine import append_result
+
 HERE = Path(__file__).resolve().parent
 
 
 def ours_worker(argv):
     """Worker process for --ours: one Trainer-built training step per line on stdin."""
     parser = argparse.ArgumentParser()
-    parser.add_argument('--repo', required=True)
     parser.add_argument('--preset', default='cpu')
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--threads', type=int, default=0)
     parser.add_argument('--warmup', type=int, default=2)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(Path(args.repo).resolve()))
     os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # see bench_train_step.py
     import keras
     import numpy as np
@@ -81,10 +81,11 @@ def ours_worker(argv):
 
 
 class Side:
-    def __init__(self, name, command, env=None):
+    def __init__(self, name, command, env=None, cwd=None):
         self.name, self.command, self.env = name, command, env or {}
         self.process = subprocess.Popen(
             command,
+            cwd=cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -148,7 +149,7 @@ def main(argv=None):
             parser.error(f'{path}: not found')
     common = ['--preset', args.preset, '--batch-size', str(args.batch_size)]
     common += ['--threads', str(args.threads)]
-    commands, envs = {}, {}
+    commands, envs, cwds = {}, {}, {}
     if all(official):
         commands['official'] = [
             args.official_python,
@@ -163,9 +164,11 @@ def main(argv=None):
     for spec in args.ours:
         repo, *settings = spec.split()
         name = 'ours' if len(args.ours) == 1 else f'ours:{spec}'
-        worker = [sys.executable, str(HERE / 'bench_side_by_side.py'), 'ours-worker']
-        commands[name] = [*worker, '--repo', repo, *common]
+        # The worker runs in the checkout, whose packages `python -m` imports from there.
+        worker = [sys.executable, '-m', 'bench.bench_side_by_side', 'ours-worker']
+        commands[name] = [*worker, *common]
         envs[name] = dict(setting.split('=', 1) for setting in settings)
+        cwds[name] = repo
     if len(commands) < 2:
         parser.error('give at least two sides (--ours PATH twice, or --ours and --official-*)')
 
@@ -173,7 +176,7 @@ def main(argv=None):
     try:
         for name, command in commands.items():
             print(f'warming up {name} ...', flush=True)
-            sides.append(Side(name, command, envs.get(name)))
+            sides.append(Side(name, command, envs.get(name), cwds.get(name)))
         loads = []
         for r in range(args.rounds):
             shift = r % len(sides)
@@ -235,9 +238,6 @@ def main(argv=None):
         'note': args.note,
     }
     if not args.no_save:
-        sys.path.insert(0, str(HERE.parent))
-        from bench.machine import append_result
-
         result = append_result(result)
     printed = {k: v for k, v in result.items() if k != 'sides'}
     printed['images_per_s'] = {n: s['images_per_s'] for n, s in result['sides'].items()}

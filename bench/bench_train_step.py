@@ -6,7 +6,7 @@ steps, peak memory, and the analytic FLOPs per image (2 x multiply-adds of
 every conv and dense layer, forward; a training step counted as 3x forward),
 prints one JSON object and appends it, with the machine, to bench/results.jsonl.
 
-    KERAS_BACKEND=tensorflow python bench/bench_train_step.py --preset cpu --batch-size 64
+    KERAS_BACKEND=tensorflow python -m bench.bench_train_step --preset cpu --batch-size 64
 """
 
 import argparse
@@ -15,11 +15,8 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # TensorFlow enables its oneDNN kernels by default only on CPUs with AVX-512
 # VNNI/BF16/AMX; on AVX2 machines they make conv back-propagation ~2x
 # faster (AVX-512 machines with those extensions have it on already). Must be set before

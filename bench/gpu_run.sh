@@ -17,7 +17,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/nvae-gpu-site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 before=$(wc -l < bench/results.jsonl)
-python3 bench/bench_gpu.py --official-dir official-nvae --log-dir "$out/logs" "$@" \
+python3 -m bench.bench_gpu --official-dir official-nvae --log-dir "$out/logs" "$@" \
   2>&1 | tee "$out/bench_gpu.log"
 status=${PIPESTATUS[0]}
 tail -n +"$((before + 1))" bench/results.jsonl > "$out/results.jsonl"

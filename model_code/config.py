@@ -193,9 +193,9 @@ _PRESETS = {
 PRESETS = tuple(_PRESETS)
 
 # How each preset's models are scored unless told otherwise: 'paper' is NVAE's own evaluation
-# (evaluate.py), 'quick' a CPU-sized one; nvae_tfx/options.py defines both.
+# (evaluate.py), 'quick' a CPU-sized one, 'smoke' seconds; nvae_tfx/options.py defines them.
 EVALUATION_PROTOCOLS = {
-    'tiny': 'quick',
+    'tiny': 'smoke',
     'cpu': 'quick',
     'paper_mnist': 'paper',
     'paper_celeba64': 'paper',

@@ -147,7 +147,8 @@ def test_dry_run_times_the_jax_side_on_the_cpu(tmp_path):
     run = subprocess.run(
         [
             sys.executable,
-            'bench/bench_gpu.py',
+            '-m',
+            'bench.bench_gpu',
             '--dry-run',
             '--precisions=float32',
             '--budget-s=1200',

@@ -1,8 +1,6 @@
 """The model's faster formulations equal the straightforward ones they replace, values and
-gradients, to float32 rounding, on TensorFlow and on JAX.
-
-Each case builds (rewritten, straightforward, inputs); bench/bench_rewrites.py times the same
-cases at the `cpu` preset's sizes.
+gradients, to float32 rounding, on TensorFlow and on JAX. Each case builds (rewritten,
+straightforward, inputs).
 """
 
 import json

@@ -3,7 +3,7 @@
 `iw_loop_facts` runs under whichever backend the process imported: the bound from the traced
 loop against the same forward passes run one after another in Python, and the size of the
 traced program at K=50 and K=1000 (TensorFlow: nodes of the graph and of its loop bodies; JAX:
-equations of the jaxpr and of its sub-jaxprs). Wall time is left to bench/bench_iw_likelihood.py.
+equations of the jaxpr and of its sub-jaxprs).
 """
 
 import keras

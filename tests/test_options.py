@@ -135,7 +135,7 @@ def test_every_option_field_is_a_flag_of_its_name():
             assert flags[field.name] == expected, field.name
     assert flags['overrides'] == '--set'
     help_text = parser.format_help()
-    assert "the evaluation protocol's (paper 1000, quick 50)" in help_text  # --iw_samples
+    assert "the evaluation protocol's (paper 1000, quick 50, smoke 2)" in help_text  # K
 
 
 def test_every_training_setting_has_a_flag():
@@ -265,7 +265,7 @@ def test_each_component_fingerprints_exactly_the_code_it_runs(tmp_path):
 # epochs of 60,000 digits, CelebA-64 8 GPUs x 16 for 90 epochs of 162,770 images, warm-up 5
 # epochs; the others keep the CPU defaults.
 RESOLVED = {
-    ('tiny', 'mnist'): (8, 50, 100, 5, 'quick', 100, 16),
+    ('tiny', 'mnist'): (8, 50, 100, 5, 'smoke', 2, 4),
     ('cpu', 'mnist'): (64, 75, 1200, 12, 'quick', 100, 16),
     ('paper_mnist', 'mnist'): (400, 150, 60_000, 750, 'paper', 500, 2),
     ('paper_celeba64', 'celeba'): (128, 1271, 114_390, 6355, 'paper', 500, 2),
