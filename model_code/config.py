@@ -65,7 +65,7 @@ class NVAEConfig:
     num_power_iter: int = 4
 
     # Optimisation. The schedule's defaults are the default CPU run: 1,200 steps of 64 digits
-    # (about 15 minutes on 2 cores, bench/bench_pipeline.py) with the LR warm-up over 1% of them.
+    # (a quarter of an hour on a 2-core CPU) with the LR warm-up over 1% of them.
     learning_rate: float = 1e-2
     learning_rate_min: float = 1e-4
     warmup_steps: int = 12

@@ -259,8 +259,8 @@ class TransformOptions:
         choices=datasets.BINARIZATIONS,
     )
     binarization_seed: int = setting(0, "MNIST: the seed of 'static' binarization")
-    # Colour faces: uint8 values in int64 features materialise losslessly in three quarters of
-    # the space of [0, 1] floats (BUILD_NOTES.md).
+    # Colour faces: uint8 values in int64 features are lossless and smaller than [0, 1] floats
+    # (docs/measurements.md, ingestion).
     image_size: int = setting(64, "celeba, faces: the side of the model's square images")
     celeba_pixels: str = setting(
         'uint8', 'celeba, faces: how Transform stores pixels', choices=CELEBA_PIXELS

@@ -40,7 +40,8 @@ EVAL = EvaluationOptions(
     iw_samples=3,
     fid_samples=60,
     digit_classifier_epochs=1,
-    max_regression=1e6,
+    nll_tolerance=1e6,
+    fid_tolerance=1e6,
 )
 
 
