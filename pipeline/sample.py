@@ -18,8 +18,8 @@ circle (--interpolation picks one); --blend decodes alpha * zA + (1 - alpha) * z
 --mix decodes A's N coarsest groups with B's others and B's with A's (default: every N).
 Image files are PNG/JPEG of the model's size (MNIST also 28x28, padded to the 32x32 canvas as
 Transform pads), grey for MNIST (scored ones binarized with --seed, as the Evaluator binarizes)
-and RGB for CelebA; other modes are converted. Bad input is one line, `error: ...`, exit status
-2, found before the model loads.
+and RGB for the colour faces; other modes are converted. Bad input is one line, `error: ...`,
+exit status 2, found before the model loads.
 """
 
 import argparse
