@@ -1,0 +1,41 @@
+"""The documentation stays what the code and the measurements make it: the measurements page is
+generated from bench/results.jsonl, README stays a short entry page, and every page and picture
+a page links to exists."""
+
+import os
+import re
+
+from bench import measurements
+from pipeline import configs
+
+DOCS = os.path.join(configs.PROJECT_ROOT, 'docs')
+
+
+def pages():
+    yield os.path.join(configs.PROJECT_ROOT, 'README.md')
+    for name in sorted(os.listdir(DOCS)):
+        if name.endswith('.md'):
+            yield os.path.join(DOCS, name)
+
+
+def test_the_measurements_page_is_generated_from_the_results():
+    assert measurements.main(['--check']) == 0, 'run: python -m bench.measurements'
+
+
+def test_readme_is_an_entry_page():
+    with open(os.path.join(configs.PROJECT_ROOT, 'README.md')) as f:
+        assert len(f.read().splitlines()) <= 180
+
+
+def test_every_local_link_and_picture_exists():
+    missing = []
+    for page in pages():
+        with open(page) as f:
+            text = f.read()
+        targets = re.findall(r'\]\(([^)#\s]+)', text) + re.findall(r'<img src="([^"]+)"', text)
+        for target in targets:
+            if '://' in target:
+                continue
+            if not os.path.exists(os.path.join(os.path.dirname(page), target)):
+                missing.append(f'{os.path.relpath(page, configs.PROJECT_ROOT)}: {target}')
+    assert not missing, missing
