@@ -34,17 +34,17 @@ test: setup setup-airflow setup-browser lint
 	$(MAKE) --no-print-directory test-airflow
 
 test-fast: setup lint
-	$(PY) -m pytest -q -m "not slow and not extended"
+	$(PY) -m pytest -q tests/unit
 
 # The compiled Vertex jobs run task by task on a local Cloud Storage, run_local's cached rerun
 # through its console output, a pipeline killed and resumed, the multi-process Beam run, the
 # bfloat16 pipeline, the GPU benchmark's JAX side on the CPU: 10 minutes to over an hour on 2
 # cores depending on the machine, so outside `make test`.
 test-extended: setup
-	$(PY) -m pytest -q -m extended
+	$(PY) -m pytest -q tests/extended
 
 test-airflow: setup-airflow
-	$(AIRFLOW_PY) -m pytest -q tests/test_airflow_dag.py
+	$(AIRFLOW_PY) -m pytest -q tests/pipeline/test_airflow_dag.py
 
 bench-ingestion: setup
 	$(PY) -m bench.bench_ingestion

@@ -24,25 +24,25 @@ MODES = {
 
 
 def _write_face(args):
-    from tests import fixtures
+    from nvae_tfx.data import synthetic
 
     path, seed = args
     if not os.path.exists(path):
         with open(path, 'wb') as f:
-            f.write(fixtures.jpeg_bytes(fixtures.face(seed)))
+            f.write(synthetic.jpeg_bytes(synthetic.face(seed)))
 
 
 def prepare(dataset: str, work_dir: str, celeba_images: int):
     """Returns SourceOptions for the dataset, generating its files once under work_dir."""
+    from nvae_tfx.data import synthetic
     from nvae_tfx.options import SourceOptions
-    from tests import fixtures
 
     if dataset == 'embedded':
         return SourceOptions()
     if dataset == 'mnist_full':
         data_dir = os.path.join(work_dir, 'mnist_full')
         if not os.path.exists(os.path.join(data_dir, 't10k-labels-idx1-ubyte.gz')):
-            fixtures.write_mnist_idx(data_dir, n_train=60000, n_test=10000, gz=True)
+            synthetic.write_mnist_idx(data_dir, n_train=60000, n_test=10000, gz=True)
         return SourceOptions(source='idx', data_dir=data_dir)
     data_dir = os.path.join(work_dir, f'celeba_{celeba_images}')
     image_dir = os.path.join(data_dir, 'img_align_celeba')

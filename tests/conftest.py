@@ -1,4 +1,45 @@
+"""The suite's three folders: unit/ (seconds each, no pipeline run), pipeline/ (pipeline runs,
+minutes) and extended/ (the longest runs, outside `make test`). Each test is marked by its folder,
+so `-m pipeline` or `-m "not extended"` select by folder."""
+
 import os
+import pathlib
+
+import pytest
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
+
+FOLDER_MARKERS = ('unit', 'pipeline', 'extended')
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        folder = pathlib.Path(item.path).parent.name
+        if folder in FOLDER_MARKERS:
+            item.add_marker(folder)
+
+
+# Fixtures of tests/pipeline and tests/extended (imported when used: the Airflow environment
+# runs tests/pipeline/test_airflow_dag.py without the harness's packages).
+
+
+@pytest.fixture(scope='module')
+def gcs(tmp_path_factory):
+    """A local Cloud Storage with the jobs' bucket, that this process and its children use."""
+    from tests.support.local_gcs import LocalGcs
+    from tests.support.vertex_jobs import BUCKET
+
+    with LocalGcs(str(tmp_path_factory.mktemp('gcs'))) as storage:
+        storage.create_bucket(BUCKET)
+        storage.activate()
+        yield storage
+
+
+@pytest.fixture(scope='module')
+def image(tmp_path_factory):
+    """The job image's file system, built from the Docker build context as a directory."""
+    from pipeline import configs
+    from tests.support.vertex_launcher import Image
+
+    return Image(configs.PROJECT_ROOT, str(tmp_path_factory.mktemp('image') / 'pipeline')).build()
