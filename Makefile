@@ -27,19 +27,19 @@ format: setup
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-# The whole suite in .venv, then the Airflow DAG tests in the Airflow environment (.venv-airflow,
-# which they need and .venv must not have: requirements-airflow.txt).
+# tests/unit and tests/pipeline in .venv on two workers (a test file stays on one, with its
+# module's pipeline runs), then the Airflow DAG tests in the Airflow environment (.venv-airflow,
+# which they need and .venv must not have: requirements-airflow.txt). docs/testing.md.
 test: setup setup-airflow setup-browser lint
-	$(PY) -m pytest -q -m "not extended"
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 tests/unit tests/pipeline
 	$(MAKE) --no-print-directory test-airflow
 
 test-fast: setup lint
 	$(PY) -m pytest -q tests/unit
 
-# The compiled Vertex jobs run task by task on a local Cloud Storage, run_local's cached rerun
-# through its console output, a pipeline killed and resumed, the multi-process Beam run, the
-# bfloat16 pipeline, the GPU benchmark's JAX side on the CPU: 10 minutes to over an hour on 2
-# cores depending on the machine, so outside `make test`.
+# tests/extended: the compiled Vertex jobs run whole on a local Cloud Storage, run_local killed
+# and resumed and its cached rerun, two replicas, the multi-process Beam run, the mixed-precision
+# pipelines, the GPU benchmark's JAX side on the CPU: an hour or more on 2 cores.
 test-extended: setup
 	$(PY) -m pytest -q tests/extended
 

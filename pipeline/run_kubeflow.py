@@ -95,8 +95,14 @@ def job_paths(dataset: str, given: cli.Outputs) -> OutputPaths:
 
 def runtime_path_problem(spec: RunSpec, in_image) -> str | None:
     """What is wrong with the paths the containers will read, or None: each must be a URI or a
-    path --in_image declares inside the containers, and each --in_image path one of them."""
+    path --in_image declares inside the containers (or one below it, as the default serving
+    directory below the pipeline root), and each --in_image path one of them."""
     declared = {os.path.normpath(path): path for path in in_image}
+
+    def inside(path):
+        path = os.path.normpath(path)
+        return any(path == d or path.startswith(d.rstrip('/') + '/') for d in declared)
+
     paths = {
         'pipeline_root': spec.paths.pipeline_root,
         'serving_dir': spec.paths.serving_dir,
@@ -104,7 +110,7 @@ def runtime_path_problem(spec: RunSpec, in_image) -> str | None:
         'inception_weights': spec.evaluation.inception_weights if spec.evaluation else '',
     }
     for flag, path in paths.items():
-        if not path or cli.is_uri(path) or os.path.normpath(path) in declared:
+        if not path or cli.is_uri(path) or inside(path):
             continue
         return (
             f"--{flag}={path} is a path on this machine, which the pipeline's containers cannot "

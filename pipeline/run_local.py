@@ -50,22 +50,24 @@ def parse(argv) -> tuple[RunSpec, LocalRun]:
 
 
 def main(argv=None):
-    run = None
-    try:
+    try:  # the settings and the data files, before anything heavy starts
         spec, run = parse(sys.argv[1:] if argv is None else argv)
         if run.print_config:
             print(json.dumps(spec.as_dict(enable_cache=not run.no_cache), indent=1))
             return
         preflight.check_files(spec)
-        paths = spec.paths
+    except ValueError as e:
+        sys.exit(f'error: {e}')
+    paths = spec.paths
+    try:
         with run_lock.hold([paths.metadata_path, paths.pipeline_root, paths.serving_dir], run.wait):
             _run(spec, run)
-    except (ValueError, run_lock.Busy) as e:  # settings, data files, outputs in use
+    except run_lock.Busy as e:  # outputs in use
         sys.exit(f'error: {e}')
     except KeyboardInterrupt:
         sys.exit('error: interrupted')
     except Exception as e:
-        if run is None or run.verbose:
+        if run.verbose:
             raise
         sys.exit(f'error: {logging_setup.failure_line(e)} (--verbose shows the traceback)')
 

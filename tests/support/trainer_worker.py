@@ -22,6 +22,7 @@ def main(examples_uri, transform_graph_uri, output_dir, steps, config_json):
     from tfx.types import standard_artifacts
     from tfx.utils import proto_utils
 
+    from nvae_tfx.options import CHECKPOINT_ROOT
     from nvae_tfx.training import loop
 
     logging.set_verbosity(logging.INFO)  # the strategy and devices run_fn chose
@@ -62,7 +63,10 @@ def main(examples_uri, transform_graph_uri, output_dir, steps, config_json):
         'train_args': proto_utils.proto_to_json(trainer_pb2.TrainArgs(num_steps=int(steps))),
         'eval_args': proto_utils.proto_to_json(trainer_pb2.EvalArgs(num_steps=1)),
         'run_fn': 'components.trainer.trainer_module.run_fn',
-        'custom_config': config_json,
+        # The pipeline adds where checkpoints live: one directory for the training's workers.
+        'custom_config': json.dumps(
+            {**json.loads(config_json), CHECKPOINT_ROOT: os.path.join(output_dir, 'checkpoints')}
+        ),
     }
     executor.GenericExecutor().Do(inputs, outputs, exec_properties)
 

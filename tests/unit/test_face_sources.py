@@ -163,7 +163,7 @@ def test_print_config_and_the_runner_checks_of_the_faces_dataset(tmp_path):
     assert config['transform']['crop'] == [60, 60, 190, 190]
     assert config['model']['dataset'] == 'faces' and config['model']['image_size'] == 64
     assert config['evaluation']['eval_split'] == 'eval'
-    assert config['runner']['metadata_path'].endswith('nvae-faces/metadata.sqlite')
+    assert config['paths']['metadata_path'].endswith('nvae-faces/metadata.sqlite')
 
     empty = tmp_path / 'empty'
     empty.mkdir()

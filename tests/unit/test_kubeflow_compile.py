@@ -274,6 +274,16 @@ def test_local_runtime_paths_are_refused_unless_in_the_image():
         + ['--inception_weights=/w/i.h5', '--in_image=/w/i.h5']
     )
     assert (spec.source.data_dir, spec.evaluation.inception_weights) == ('/data/mnist', '/w/i.h5')
+    # A path below a declared one is inside it: the default serving directory below the root.
+    spec, _ = run_kubeflow.parse(
+        ['--image', IMAGE, '--pipeline_root=/gcs/b/root', '--in_image=/gcs/b/root']
+    )
+    assert spec.paths.serving_dir == '/gcs/b/root/serving'
+    with pytest.raises(ValueError, match='--serving_dir=/gcs/b/rooted is a path on this machine'):
+        run_kubeflow.parse(
+            ['--image', IMAGE, '--pipeline_root=/gcs/b/root', '--in_image=/gcs/b/root']
+            + ['--serving_dir=/gcs/b/rooted']
+        )
 
 
 def test_cpu_only_embedded_digits(tmp_path):

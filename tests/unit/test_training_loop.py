@@ -1,15 +1,10 @@
-"""The Trainer's loop without TFX: resume after a kill, the NaN guard, refusing to export."""
+"""The Trainer's loop without TFX: exact resume, the NaN guard, checkpoints, warm start, refusing
+to export."""
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from types import SimpleNamespace
 
 import keras
@@ -20,81 +15,14 @@ import tensorflow as tf
 import model_code
 from components.trainer import trainer_module
 from nvae_tfx.data import records, transformed
-from nvae_tfx.options import CHECKPOINT_ROOT, TrainingOptions
+from nvae_tfx.options import CHECKPOINT_ROOT
 from nvae_tfx.training import checkpoints, export, guard, loop
-
-STEPS_PER_EPOCH = 5
-
-
-def tiny(train_steps, **options):
-    """The tiny preset's training options on 32x32 digits, batches of 8, resolved."""
-    return TrainingOptions(
-        preset='tiny',
-        train_steps=train_steps,
-        batch_size=8,
-        steps_per_epoch=STEPS_PER_EPOCH,
-        jit_compile='false',
-        **options,
-    ).resolved()
-
-
-def tiny_model(options):
-    return loop.build_model(options.model_config(image_size=32), options.jit_compile)
-
-
-def from_start(ds):
-    """A training stream for loop.train from an endless dataset: batch b is its b-th element."""
-    return lambda first_batch: ds.skip(first_batch)
-
-
-def digits_dataset(nan_from_batch=None):
-    x = (np.random.RandomState(0).rand(64, 32, 32, 1) < 0.3).astype(np.float32)
-    ds = tf.data.Dataset.from_tensor_slices(x).repeat().batch(8)
-    if nan_from_batch is None:
-        return ds
-    # Every batch from nan_from_batch on holds a NaN pixel: its loss and gradients are NaN.
-    return ds.enumerate().map(
-        lambda i, b: tf.where(
-            i >= nan_from_batch, tf.tensor_scatter_nd_update(b, [[0, 16, 16, 0]], [np.nan]), b
-        )
-    )
-
-
-def test_resume_after_kill(tmp_path):
-    """A training process killed after a checkpoint resumes there instead of starting over."""
-    state_dir = tmp_path / 'state'
-    script = textwrap.dedent(f"""
-      import sys; sys.path.insert(0, {os.getcwd()!r})
-      from tests.unit.test_training_loop import tiny, tiny_model, digits_dataset, from_start
-      from nvae_tfx.training import checkpoints, loop
-      options = tiny(40, checkpoint_every_steps=3)
-      loop.train(tiny_model(options), from_start(digits_dataset()), options,
-                 checkpoints.TrainingState({str(state_dir)!r}), {str(tmp_path / 'logs1')!r})
-  """)
-    proc = subprocess.Popen([sys.executable, '-c', script])
-    state_file = state_dir / checkpoints.STATE_FILE
-    deadline = time.time() + 600
-    while not state_file.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert state_file.exists(), 'no checkpoint was written before the kill'
-
-    # The same options: a checkpoint of another schedule (model configuration) is not resumed.
-    options = tiny(40, checkpoint_every_steps=3)
-    summary = loop.train(
-        tiny_model(options),
-        from_start(digits_dataset()),
-        options,
-        checkpoints.TrainingState(str(state_dir)),
-        str(tmp_path / 'logs2'),
-    )
-    # Checkpoints come every 3 steps and at every epoch end; the kill may follow either.
-    resumed = summary['resumed_from_step']
-    assert 3 <= resumed < 40 and (resumed % 3 == 0 or resumed % STEPS_PER_EPOCH == 0)
-    assert summary['resumed_from_batch'] == resumed  # no step was skipped as non-finite
-    assert summary['steps'] == 40
-    assert json.load(open(tmp_path / 'logs2' / 'training_summary.json')) == summary
+from tests.support.tiny_training import (
+    digits_dataset,
+    from_start,
+    tiny,
+    tiny_model,
+)
 
 
 def test_non_finite_steps_are_skipped_counted_and_divergence_fails(tmp_path):

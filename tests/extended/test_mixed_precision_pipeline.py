@@ -3,8 +3,9 @@ trains in the precision asked for (not float32 in its place), exports a SavedMod
 are float32 and finite, records the precision in the model's configuration, and the Evaluator
 scores it and Pusher pushes it.
 
-mixed_float16 runs the whole pipeline in make test; mixed_bfloat16 runs it again on the same
-pipeline root (everything before the Trainer cached) under the extended marker.
+mixed_float16 runs the whole pipeline, mixed_bfloat16 again on the same pipeline root
+(everything before the Trainer cached). make test covers the model's side of each policy
+(tests/unit/test_mixed_precision_model.py, tests/unit/test_model_training.py).
 """
 
 import dataclasses
@@ -108,7 +109,6 @@ def test_float16_trains_exports_float32_evaluates_and_pushes(float16_run):
     check_trained_evaluated_and_pushed(float16_run, 'mixed_float16')
 
 
-@pytest.mark.extended
 def test_bfloat16_trains_exports_float32_evaluates_and_pushes(pipeline_root, float16_run):
     outputs = run(pipeline_root, 'mixed_bfloat16')
     cached = {'ImageExampleGen', 'StatisticsGen', 'Transform', 'DigitClassifierTrainer'}
