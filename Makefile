@@ -27,11 +27,11 @@ format: setup
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-# tests/unit and tests/pipeline in .venv on two workers (a test file stays on one, with its
-# module's pipeline runs), then the Airflow DAG tests in the Airflow environment (.venv-airflow,
-# which they need and .venv must not have: requirements-airflow.txt). docs/testing.md.
+# tests/unit and tests/pipeline in .venv, then the Airflow DAG tests in the Airflow environment
+# (.venv-airflow, which they need and .venv must not have: requirements-airflow.txt).
+# docs/testing.md.
 test: setup setup-airflow setup-browser lint
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 tests/unit tests/pipeline
+	$(PY) -m pytest -q --durations=25 tests/unit tests/pipeline
 	$(MAKE) --no-print-directory test-airflow
 
 test-fast: setup lint

@@ -77,6 +77,19 @@ def _help(field: dataclasses.Field) -> str:
     return text
 
 
+def _with_its_message(parse):
+    """A field's own parser, whose ValueError says what is expected: argparse shows that text,
+    not its generic 'invalid value'."""
+
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from e
+
+    return convert
+
+
 def _add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field) -> None:
     meta = field.metadata
     name = meta.get('flag') or field.name
@@ -88,7 +101,7 @@ def _add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field) -> None
         else:
             parser.add_argument(f'--{name}', action='store_true', **common)
         return
-    parse = meta.get('parse') or kind
+    parse = _with_its_message(meta['parse']) if meta.get('parse') else kind
     repeated = kind in (dict, list)
     parser.add_argument(
         f'--{name}',

@@ -17,8 +17,8 @@ def pytest_configure(config):
     import tensorflow as tf
 
     # A test runs each traced graph a few times, where Grappler's whole-graph optimization of a
-    # training step costs more than it saves (seconds to tens of seconds per traced model on 2
-    # cores). Off in the test processes only: the runners keep TensorFlow's defaults.
+    # training step costs more than it saves. Off in the test processes only: the runners keep
+    # TensorFlow's defaults.
     tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
 
 

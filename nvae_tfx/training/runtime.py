@@ -24,7 +24,8 @@ def configure(mixed_precision: str):
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:  # already initialised in this process: growth was set then
             pass
-    cpus = [d.name for d in tf.config.list_logical_devices('CPU')]
+    # Multi-worker first, before anything starts TensorFlow's runtime (listing logical devices
+    # does): collective ops can only be configured at its start.
     if _num_workers() > 1:
         strategy, name = tf.distribute.MultiWorkerMirroredStrategy(), 'MultiWorkerMirroredStrategy'
         _fix_keras_multi_worker_logs()
@@ -32,10 +33,11 @@ def configure(mixed_precision: str):
         strategy, name = tf.distribute.MirroredStrategy(), 'MirroredStrategy'
     elif gpus:
         strategy, name = tf.distribute.OneDeviceStrategy('/gpu:0'), 'OneDeviceStrategy'
-    elif len(cpus) > 1:
-        strategy, name = tf.distribute.MirroredStrategy(cpus), 'MirroredStrategy'
+    elif len(_logical_cpus()) > 1:
+        strategy, name = tf.distribute.MirroredStrategy(_logical_cpus()), 'MirroredStrategy'
     else:
         strategy, name = tf.distribute.get_strategy(), 'the default strategy'
+    cpus = _logical_cpus()
     if mixed_precision != 'float32' and not gpus:
         logging.warning(
             'Training in %s on the CPU, as asked: most CPUs compute it more slowly than '
@@ -59,6 +61,10 @@ def configure(mixed_precision: str):
 
 def _tf_config() -> dict:
     return json.loads(os.environ.get('TF_CONFIG', '{}'))
+
+
+def _logical_cpus() -> list[str]:
+    return [d.name for d in tf.config.list_logical_devices('CPU')]
 
 
 def _num_workers() -> int:

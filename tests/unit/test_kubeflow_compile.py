@@ -165,9 +165,7 @@ def test_the_report_is_an_html_artifact_the_pipeline_ui_shows(gpu_job):
     assert 'metadata_connection_config' not in report['inputs']['parameters']
     structure = json.loads(parameter(report, 'pipeline_structure'))
     evaluator = structure['nodes']['GenerativeEvaluator']
-    assert (
-        evaluator['properties']['num_iw_samples'] == 'runtime parameter iw_samples (default 1000)'
-    )
+    assert evaluator['properties']['iw_samples'] == 'runtime parameter iw_samples (default 1000)'
     assert evaluator['inputs']['model'] == ['Trainer', 'model']
 
 
@@ -184,12 +182,12 @@ def test_runtime_parameters_with_their_defaults(gpu_job):
     # The cpu preset's protocol gives the generated count; the flag gives K.
     assert values == {
         'iw_samples': {'intValue': '1000'},
-        'fid_samples': {'intValue': str(PROTOCOLS['quick'].fid_num_samples)},
+        'fid_samples': {'intValue': str(PROTOCOLS['quick'].fid_samples)},
         'nll_tolerance': {'doubleValue': PROTOCOLS['quick'].nll_tolerance},
         'fid_tolerance': {'doubleValue': PROTOCOLS['quick'].fid_tolerance},
     }
     evaluator = tasks(job)['GenerativeEvaluator']['inputs']['parameters']
-    assert evaluator['num_iw_samples'] == {'componentInputParameter': 'iw_samples'}
+    assert evaluator['iw_samples'] == {'componentInputParameter': 'iw_samples'}
     assert job['runtimeConfig']['gcsOutputDirectory'] == str(gpu_job[1] / 'root')
 
 

@@ -21,6 +21,7 @@ from nvae_tfx.data import synthetic
 from nvae_tfx.options import TrainingOptions, TransformOptions
 from nvae_tfx.training import export, loop
 from pipeline import configs, latent_tools, sample
+from tests.support.transform_graph import write_transform_graph
 
 REPO = configs.PROJECT_ROOT
 VERSION = '1700000000'
@@ -79,7 +80,7 @@ def write_tiny_model(root, dataset):
     size = 32 if dataset == 'mnist' else 64
     transform = TransformOptions(dataset=dataset, image_size=size).resolved()
     tft_output = tft.TFTransformOutput(
-        synthetic.write_transform_graph(str(root / 'transform_graph'), transform)
+        write_transform_graph(str(root / 'transform_graph'), transform)
     )
     options = TrainingOptions(
         dataset=dataset,
