@@ -9,6 +9,8 @@ from bench import measurements
 from pipeline import configs
 
 DOCS = os.path.join(configs.PROJECT_ROOT, 'docs')
+# A project file named in a code span: `tests/unit/test_docs.py`.
+FILE_NAME = r'`([a-z_]+/[\w/.-]+\.(?:py|sh|md|jsonl|json|txt|lock))(?!\w)'
 
 
 def pages():
@@ -38,4 +40,20 @@ def test_every_local_link_and_picture_exists():
                 continue
             if not os.path.exists(os.path.join(os.path.dirname(page), target)):
                 missing.append(f'{os.path.relpath(page, configs.PROJECT_ROOT)}: {target}')
+    assert not missing, missing
+
+
+def test_every_project_file_a_page_names_exists():
+    """`tests/...py`, `bench/...py` and the like, named in code spans: moved or deleted files
+    leave no stale names behind."""
+    tops = ('tests/', 'bench/', 'pipeline/', 'components/', 'nvae_tfx/', 'model_code/', 'scripts/')
+    missing = []
+    for page in pages():
+        with open(page) as f:
+            text = f.read()
+        for name in re.findall(FILE_NAME, text):
+            if name.startswith(tops) and not os.path.exists(
+                os.path.join(configs.PROJECT_ROOT, name)
+            ):
+                missing.append(f'{os.path.relpath(page, configs.PROJECT_ROOT)}: {name}')
     assert not missing, missing
