@@ -136,9 +136,10 @@ def read_transformed_split(examples_uri: str, transform_graph_uri: str, split: s
 
 
 def content_fingerprint(file_patterns) -> str:
-    """The records of these files as a set, hashed: equal for the same data however Transform
+    """The examples of these files as a set, hashed: equal for the same data however Transform
     split it into files and ordered it (multi-process Beam writes a rerun's records into other
-    shards), different for any record changed, added or removed."""
+    shards), different for any example changed, added or removed. Each tf.Example is hashed in
+    its deterministic serialization: a rerun may write the same features in another order."""
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     total, count = 0, 0
     for compression in ('GZIP', ''):
@@ -148,7 +149,10 @@ def content_fingerprint(file_patterns) -> str:
         batches = tf.data.TFRecordDataset(chosen, compression_type=compression).batch(4096)
         for batch in batches.as_numpy_iterator():
             for record in batch:
-                digest = hashlib.blake2b(record, digest_size=8).digest()
+                canonical = tf.train.Example.FromString(record).SerializeToString(
+                    deterministic=True
+                )
+                digest = hashlib.blake2b(canonical, digest_size=8).digest()
                 total = (total + int.from_bytes(digest, 'little')) % 2**64
             count += len(batch)
     return f'{count}:{total:016x}'

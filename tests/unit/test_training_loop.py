@@ -121,9 +121,26 @@ def write_records(directory, records_by_file):
 
 def test_the_checkpoint_directory_belongs_to_the_training_not_the_run(tmp_path):
     """The same training (options, steps, data) in another execution or another job, whose
-    Transform wrote the same records into other files in another order, resumes from the same
-    checkpoint directory under the pipeline root; other data or steps do not."""
-    examples = [f'example {i}'.encode() for i in range(10)]
+    Transform wrote the same examples into other files, in another order and with their
+    features serialized in another order, resumes from the same checkpoint directory under the
+    pipeline root; other data or steps do not."""
+
+    def example(i, order=('id', 'image')):
+        # Serialized messages concatenated merge: one feature each, in the order given.
+        features = {'id': [str(i).encode()], 'image': [bytes([i]) * 4]}
+        return b''.join(
+            tf.train.Example(
+                features=tf.train.Features(
+                    feature={k: tf.train.Feature(bytes_list=tf.train.BytesList(value=features[k]))}
+                )
+            ).SerializeToString()
+            for k in order
+        )
+
+    examples = [example(i) for i in range(10)]
+    reordered = [example(i, order=('image', 'id')) for i in range(10)]
+    assert reordered[0] != examples[0]
+    assert tf.train.Example.FromString(reordered[0]) == tf.train.Example.FromString(examples[0])
 
     def fn_args(files, job, base_model=None):
         return SimpleNamespace(
@@ -135,8 +152,8 @@ def test_the_checkpoint_directory_belongs_to_the_training_not_the_run(tmp_path):
 
     options = tiny(100)
     first_job = write_records(tmp_path / 'job1', [examples[:6], examples[6:]])
-    other_job = write_records(tmp_path / 'job2', [examples[::-1]])
-    other_data = write_records(tmp_path / 'job3', [examples[:9] + [b'changed']])
+    other_job = write_records(tmp_path / 'job2', [reordered[::-1]])
+    other_data = write_records(tmp_path / 'job3', [examples[:9] + [example(99)]])
     first = trainer_module.checkpoint_dir(fn_args(first_job, 'job1'), options)
     assert first.startswith('gs://b/root/Trainer/checkpoints/')
     assert trainer_module.checkpoint_dir(fn_args(other_job, 'job2'), options) == first
