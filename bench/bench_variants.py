@@ -69,14 +69,15 @@ class LoadSampler:
 
 
 def commit() -> str:
-    """The checkout's commit, '+dirty' when files differ from it."""
+    """The checkout's commit, '+dirty' when tracked files differ from it."""
 
     def git(*args):
         return subprocess.run(
             ['git', *args], cwd=configs.PROJECT_ROOT, capture_output=True, text=True
         ).stdout.strip()
 
-    return git('rev-parse', '--short', 'HEAD') + ('+dirty' if git('status', '--porcelain') else '')
+    dirty = git('status', '--porcelain', '--untracked-files=no')
+    return git('rev-parse', '--short', 'HEAD') + ('+dirty' if dirty else '')
 
 
 def run_variant(name: str, run_local_args: list[str]) -> dict:
@@ -171,7 +172,7 @@ def table(records: dict[str, dict]) -> str:
         f"pipeline's digit classifier's features (each run trains its own). Machine: "
         f'{host["cpu"]}, {host["cores"]} cores; "load avg" is the mean 1-minute load average '
         f'during the run (other work shared the machine where it exceeds the cores), which '
-        f'changes the run time, not the metrics. Command: `nice -n 10 python -m '
+        f'changes the run time, not the metrics. Command: `python -m '
         f'bench.bench_variants` (each run: `{_redacted(first["command"])}` with its `--set`s).'
     )
     grids = [
