@@ -2,7 +2,6 @@
 minutes) and extended/ (the longest runs, outside `make test`). Each test is marked by its folder,
 so `-m pipeline` or `-m "not extended"` select by folder."""
 
-import gc
 import os
 import pathlib
 
@@ -21,17 +20,6 @@ def pytest_configure(config):
     # training step costs more than it saves. Off in the test processes only: the runners keep
     # TensorFlow's defaults.
     tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
-
-
-@pytest.fixture(autouse=True, scope='module')
-def _release_models_after_each_module():
-    """The whole suite runs in one process: a module's models, traced functions and Keras
-    state go when the module ends, so memory holds one module's, not every module's."""
-    yield
-    import keras
-
-    keras.backend.clear_session()
-    gc.collect()
 
 
 def pytest_collection_modifyitems(config, items):
