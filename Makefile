@@ -27,11 +27,12 @@ format: setup
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-# tests/unit and tests/pipeline in .venv, then the Airflow DAG tests in the Airflow environment
-# (.venv-airflow, which they need and .venv must not have: requirements-airflow.txt).
-# docs/testing.md.
+# tests/unit, then tests/pipeline, each in a process of its own (one process for both grows past
+# 19 GB), then the Airflow DAG tests in the Airflow environment (.venv-airflow, which they need
+# and .venv must not have: requirements-airflow.txt). docs/testing.md.
 test: setup setup-airflow setup-browser lint
-	$(PY) -m pytest -q --durations=25 tests/unit tests/pipeline
+	$(PY) -m pytest -q --durations=15 tests/unit
+	$(PY) -m pytest -q --durations=15 tests/pipeline
 	$(MAKE) --no-print-directory test-airflow
 
 test-fast: setup lint
