@@ -28,7 +28,7 @@ def torch_uniform(fan_in):
 def channel_sums(x):
     """Sums over batch and pixels per channel of [B, H, W, C], as the product of a row of ones
     with the [BHW, C] matrix: a bandwidth-bound GEMV, faster on CPU than TensorFlow's
-    reduction over leading axes for the large activations (docs/design.md)."""
+    reduction over leading axes for the large activations (BUILD_NOTES.md)."""
     rows = ops.reshape(x, (-1, x.shape[-1]))
     return ops.matmul(ops.ones((1, ops.shape(rows)[0]), rows.dtype), rows)[0]
 
@@ -387,7 +387,7 @@ class FactorizedReduce(keras.layers.Layer):
     channels, with the four kernels on the block diagonal of one kernel: the same sums (plus
     exact zeros), without the strided slices, whose gradients are full-size scatters, and
     without a strided 1x1 conv, whose oneDNN filter gradient corrupts the heap when there are
-    fewer input channels than its SIMD block (docs/design.md).
+    fewer input channels than its SIMD block (BUILD_NOTES.md).
     """
 
     # Index of each conv's pixel in a 2x2 block flattened row-major.

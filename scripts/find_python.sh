@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the path of a Python 3.10 interpreter: python3.10 on PATH first, then pyenv.
-# TFX 1.16 supports Python 3.9-3.10 only (see docs/design.md), so nothing else will do.
+# TFX 1.16 supports Python 3.9-3.10 only (see BUILD_NOTES.md), so nothing else will do.
 set -euo pipefail
 
 is_310() { "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; }

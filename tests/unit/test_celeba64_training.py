@@ -2,7 +2,7 @@
 
 NVAE's factorized down-sampling skip slices out the four stride-2 pixel grids and convolves them
 at stride 1: oneDNN's filter gradient of a strided 1x1 convolution corrupts the heap when there are
-fewer input channels than its SIMD block, as in the tiny preset at 64x64 (docs/design.md).
+fewer input channels than its SIMD block, as in the tiny preset at 64x64 (BUILD_NOTES.md).
 """
 
 import json
