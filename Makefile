@@ -27,16 +27,13 @@ format: setup
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-# tests/unit, then tests/pipeline, each in a process of its own (one process for both grows past
-# 19 GB), then the Airflow DAG tests in the Airflow environment (.venv-airflow, which they need
-# and .venv must not have: requirements-airflow.txt). docs/testing.md.
+# tests/unit and tests/pipeline on two processes, the Airflow DAG tests beside them in
+# .venv-airflow (scripts/run_tests.sh). docs/testing.md.
 test: setup setup-airflow setup-browser lint
-	$(PY) -m pytest -q --durations=15 tests/unit
-	$(PY) -m pytest -q --durations=15 tests/pipeline
-	$(MAKE) --no-print-directory test-airflow
+	@bash scripts/run_tests.sh
 
 test-fast: setup lint
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n 2 --dist loadfile tests/unit
 
 # tests/extended: the compiled Vertex jobs run whole on a local Cloud Storage, run_local killed
 # and resumed and its cached rerun, two replicas, the multi-process Beam run, the mixed-precision

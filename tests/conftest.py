@@ -2,6 +2,8 @@
 minutes) and extended/ (the longest runs, outside `make test`). Each test is marked by its folder,
 so `-m pipeline` or `-m "not extended"` select by folder."""
 
+import ctypes
+import gc
 import os
 import pathlib
 
@@ -20,6 +22,18 @@ def pytest_configure(config):
     # training step costs more than it saves. Off in the test processes only: the runners keep
     # TensorFlow's defaults.
     tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
+
+
+@pytest.fixture(autouse=True, scope='module')
+def release_memory():
+    """After each module: what its models and traced graphs held goes back to the system. A
+    process runs many modules; without this it grows past 15 GB on the way."""
+    yield
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+    ctypes.CDLL('libc.so.6').malloc_trim(0)  # glibc keeps freed heap otherwise
 
 
 def pytest_collection_modifyitems(config, items):

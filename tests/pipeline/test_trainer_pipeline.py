@@ -1,5 +1,6 @@
-"""The whole pipeline with the tiny preset on the embedded digits, four runs in sequence:
-1. an impossible NLL threshold: trained, evaluated, not blessed, nothing pushed;
+"""The whole pipeline with the tiny preset on the embedded digits, five runs in sequence:
+1. an impossible NLL threshold: the digits ingested and transformed, trained, evaluated, not
+   blessed, nothing pushed;
 2. the same pipeline again: everything cached, nothing executes;
 3. no threshold: the Evaluator re-runs and blesses, Pusher pushes;
 4. more training steps: a new model, compared with run 3's as the baseline;
@@ -26,7 +27,12 @@ from nvae_tfx.options import EvaluationOptions, SourceOptions, TrainingOptions
 from nvae_tfx.training import export
 from pipeline.run_report import model_card, page
 from tests.support.chromium import Chromium
-from tests.support.pipeline_helpers import run_outputs, run_pipeline
+from tests.support.pipeline_helpers import (
+    DATA_NODES,
+    assert_embedded_digits_transformed,
+    run_outputs,
+    run_pipeline,
+)
 
 TINY = TrainingOptions(
     preset='tiny',
@@ -117,6 +123,11 @@ def test_first_run_trains_evaluates_and_refuses_to_bless(runs):
     assert prop(pushed, 'pushed') == 0 and 'pushed_destination' not in pushed.custom_properties
     accuracy = prop(artifact(first, 'DigitClassifierTrainer', 'feature_network'), 'eval_accuracy')
     assert 0.0 <= accuracy <= 1.0
+
+
+def test_first_run_ingested_and_transformed_the_embedded_digits(runs):
+    _, (first, *_) = runs
+    assert_embedded_digits_transformed({node: first[node] for node in DATA_NODES})
 
 
 def test_identical_second_run_is_fully_cached(runs):

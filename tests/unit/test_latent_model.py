@@ -12,13 +12,14 @@ SEED, TEMPERATURE = 7, 0.8
 
 
 def latent_facts() -> dict:
-    """Gaps and shapes of a tiny NVAE with a flow per group; runs under any backend."""
+    """Gaps and shapes of a tiny NVAE on two latent scales with a flow per group; runs under any
+    backend."""
     from model_code.config import get_config
     from model_code.nvae import NVAE
 
     np_ = keras.ops.convert_to_numpy
     keras.utils.set_random_seed(0)
-    model = NVAE(get_config('tiny', num_nf=1))
+    model = NVAE(get_config('tiny', num_latent_scales=2, num_nf=1))
     groups = model.num_groups
     x = (np.random.default_rng(0).random((3, 32, 32, 1)) < 0.3).astype('float32')
     means = model.encode(x)
@@ -72,7 +73,7 @@ def test_encode_and_decode_agree_with_reconstruct_and_sample(backend):
         else backends.run_json_under_backend(JAX_FACTS, 'jax')
     )
     assert facts['backend'] == backend
-    # Decoder order, coarsest first: the tiny preset's two 8x8 and two 16x16 groups.
+    # Decoder order, coarsest first: two 8x8 groups, then two 16x16 groups.
     assert facts['shapes'] == facts['latent_shapes'] == [[8, 8, 4]] * 2 + [[16, 16, 4]] * 2
     # Posterior samples: equal seeds equal, another seed or the means differ.
     assert facts['sample_repeat_gap'] == 0.0

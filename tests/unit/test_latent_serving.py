@@ -28,7 +28,10 @@ VERSION = '1700000000'
 SEED = 5
 STEPS = 3  # t = 0, 1/2, 1
 ALPHAS = (0.25, 1.0)
-TOP_GROUPS = (1, 3)  # the tiny preset has 4 groups
+TOP_GROUPS = (1, 3)  # of the 4 groups of TWO_SCALES
+# The tiny preset on two latent scales: its two 8x8 (coarse) and two 16x16 (fine) groups are what
+# --mix mixes.
+TWO_SCALES = {'num_latent_scales': '2'}
 TEMPERATURES = (0.5, 1.0)
 NUM = 3
 
@@ -85,6 +88,7 @@ def write_tiny_model(root, dataset):
     options = TrainingOptions(
         dataset=dataset,
         preset='tiny',
+        overrides=TWO_SCALES,
         jit_compile='false',
         readjust_bn_passes=1,
         readjust_bn_batch=2,

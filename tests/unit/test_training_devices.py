@@ -1,15 +1,21 @@
 """Where the Trainer trains (nvae_tfx/training/runtime.py): the default strategy on a plain CPU,
-MirroredStrategy over a CPU split into logical devices, and mixed precision kept as asked with a
-warning on the CPU. The Trainer's run_fn on two replicas end to end is
-tests/extended/test_mirrored_training.py (extended)."""
+MirroredStrategy over a CPU split into logical devices, MultiWorkerMirroredStrategy for a cluster
+of workers, and mixed precision kept as asked with a warning on the CPU. The Trainer's run_fn on
+two replicas and on two workers end to end is tests/extended/test_mirrored_training.py and
+tests/extended/test_multi_worker_training.py (extended)."""
 
+import json
 import logging
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
 
 from nvae_tfx.training import runtime
+from pipeline import configs
 from tests.support.backends import run_json_under_backend
 
 TWO_LOGICAL_CPUS = """
@@ -73,3 +79,53 @@ def test_several_logical_cpus_train_with_mirrored_strategy_and_synchronized_batc
             '/job:localhost/replica:0/task:0/device:CPU:1',
         ],
     }
+
+
+# A worker of a two-worker cluster as the Trainer starts one: the strategy is the first thing that
+# touches TensorFlow's runtime (collective ops are configured at its start), then every worker
+# meets the others, as they do once the chief has exported.
+CLUSTER_WORKER = """
+import json
+import tensorflow as tf
+from nvae_tfx.training import runtime
+strategy = runtime.configure('float32')
+runtime.wait_for_all_workers(strategy)
+print(json.dumps({'multi_worker': isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy),
+                  'replicas': strategy.num_replicas_in_sync, 'chief': runtime.is_chief()}))
+"""
+
+
+def test_a_cluster_of_workers_starts_multi_worker_mirrored_strategy_and_meets():
+    sockets = [socket.socket() for _ in range(2)]
+    for s in sockets:
+        s.bind(('localhost', 0))
+    cluster = {'worker': [f'localhost:{s.getsockname()[1]}' for s in sockets]}
+    for s in sockets:
+        s.close()
+    workers = [
+        subprocess.Popen(
+            [sys.executable, '-c', CLUSTER_WORKER],
+            env={
+                **os.environ,
+                'TF_CPP_MIN_LOG_LEVEL': '3',
+                'PYTHONPATH': configs.PROJECT_ROOT,
+                'TF_CONFIG': json.dumps(
+                    {'cluster': cluster, 'task': {'type': 'worker', 'index': index}}
+                ),
+            },
+            cwd=configs.PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(2)
+    ]
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert results == [
+        {'multi_worker': True, 'replicas': 2, 'chief': chief}
+        for chief in (True, False)
+    ]
