@@ -126,6 +126,5 @@ def test_a_cluster_of_workers_starts_multi_worker_mirrored_strategy_and_meets():
         assert worker.returncode == 0, err[-3000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
     assert results == [
-        {'multi_worker': True, 'replicas': 2, 'chief': chief}
-        for chief in (True, False)
+        {'multi_worker': True, 'replicas': 2, 'chief': chief} for chief in (True, False)
     ]
