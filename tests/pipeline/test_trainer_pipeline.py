@@ -73,7 +73,13 @@ def runs(tmp_path_factory):
     ):
         results.append(
             run_outputs(
-                run_pipeline(tmp_path, SourceOptions(), training=training, evaluation=evaluation)
+                run_pipeline(
+                    tmp_path,
+                    SourceOptions(),
+                    training=training,
+                    evaluation=evaluation,
+                    user_code='module_files',  # as run_local runs it
+                )
             )
         )
     return tmp_path, results

@@ -39,7 +39,12 @@ def run_pipeline(
     evaluation=None,
     enable_cache=True,
     beam_pipeline_args=configs.DEFAULT_BEAM_ARGS,
+    user_code='installed',
 ):
+    """Runs the pipeline with LocalDagRunner; returns its ML Metadata path. user_code:
+    'installed' (the components import the installed project, as on Airflow and in the image) or
+    'module_files' (TFX packages the Transform and Trainer modules as wheels, as run_local does;
+    some ten seconds a run)."""
     spec = run_spec(
         tmp_path,
         source,
@@ -56,6 +61,7 @@ def run_pipeline(
         ),
         schema_dir=schema_dir,
         enable_cache=enable_cache,
+        user_code=user_code,
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     return spec.paths.metadata_path

@@ -28,10 +28,9 @@ VERSION = '1700000000'
 SEED = 5
 STEPS = 3  # t = 0, 1/2, 1
 ALPHAS = (0.25, 1.0)
-TOP_GROUPS = (1, 3)  # of the 4 groups of TWO_SCALES
-# The tiny preset on two latent scales: its two 8x8 (coarse) and two 16x16 (fine) groups are what
-# --mix mixes.
-TWO_SCALES = {'num_latent_scales': '2'}
+TOP_GROUPS = (1, 2)  # of THREE_GROUPS' 3
+# The tiny preset with a third group: --mix takes one or two top groups from one image.
+THREE_GROUPS = {'num_groups_per_scale': '3'}
 TEMPERATURES = (0.5, 1.0)
 NUM = 3
 
@@ -88,7 +87,7 @@ def write_tiny_model(root, dataset):
     options = TrainingOptions(
         dataset=dataset,
         preset='tiny',
-        overrides=TWO_SCALES,
+        overrides=THREE_GROUPS,
         jit_compile='false',
         readjust_bn_passes=1,
         readjust_bn_batch=2,
@@ -326,8 +325,8 @@ def test_bad_files_and_groups_are_refused_before_the_model_loads(served, tmp_pat
         (['--blend', str(text), b], f'{text}: not a readable image (UnidentifiedImageError)'),
         (['--reconstruct', a, str(tmp_path / 'no.png')], f'{tmp_path / "no.png"}: no such file'),
         (
-            ['--mix', a, b, '--top_groups', '2,4'],
-            '--top_groups 4: the model has 4 latent groups, so N can be 1 to 3',
+            ['--mix', a, b, '--top_groups', '2,3'],
+            '--top_groups 3: the model has 3 latent groups, so N can be 1 to 2',
         ),
         (
             ['--reconstruct', a, '--out', str(tmp_path / 'no' / 'x.png')],

@@ -194,31 +194,56 @@ def test_mixed_precision_keeps_distributions_and_losses_in_float32(policy):
         assert optimizer.initial_scale == 1024.0
 
 
-ONE_STEP = """
-import json, numpy as np, keras
-from model_code.config import get_config
-from model_code.nvae import NVAE
-from model_code.optim import make_optimizer
-config = get_config("tiny", total_steps=10, warmup_steps=1)
-model = NVAE(config)
-model.compile(optimizer=make_optimizer(config))
-x = (np.random.default_rng(0).random((4, 32, 32, 1)) < 0.3).astype("float32")
-kernel = model.stem.kernel.numpy().copy()
-u = model.spectral.u[-1].numpy().copy()
-mean = model._batch_norms()[0].moving_mean.numpy().copy()
-history = model.fit(x, batch_size=4, epochs=2, verbose=0).history
-print(json.dumps({"backend": keras.backend.backend(), "loss": history["loss"],
-                  "step": int(model.global_step.numpy()),
-                  "kernel_moved": float(np.abs(model.stem.kernel.numpy() - kernel).max()),
-                  "u_moved": float(np.abs(model.spectral.u[-1].numpy() - u).max()),
-                  "bn_moved": float(np.abs(
-                      model._batch_norms()[0].moving_mean.numpy() - mean).max())}))
-"""
+def one_step_facts() -> dict:
+    """Two training steps of a fresh tiny model under the current backend: what moved."""
+    config = get_config('tiny', total_steps=10, warmup_steps=1)
+    model = NVAE(config)
+    model.compile(optimizer=make_optimizer(config))
+    x = (np.random.default_rng(0).random((4, 32, 32, 1)) < 0.3).astype('float32')
+    kernel = np_(model.stem.kernel).copy()
+    u = np_(model.spectral.u[-1]).copy()
+    mean = np_(model._batch_norms()[0].moving_mean).copy()
+    history = model.fit(x, batch_size=4, epochs=2, verbose=0).history
+    return {
+        'backend': keras.backend.backend(),
+        'loss': [float(v) for v in history['loss']],
+        'step': int(np_(model.global_step)),
+        'kernel_moved': float(np.abs(np_(model.stem.kernel) - kernel).max()),
+        'u_moved': float(np.abs(np_(model.spectral.u[-1]) - u).max()),
+        'bn_moved': float(np.abs(np_(model._batch_norms()[0].moving_mean) - mean).max()),
+    }
+
+
+def sampling_state_facts() -> dict:
+    """A readjusted sampling state and seeded draws of a tiny model under the current backend."""
+    model = NVAE(get_config('tiny'))
+    model.readjust_bn(num_passes=2, batch_size=2, temperature=0.8)
+    stateless = np_(model.sample(3, 0.8, sampling_state=True, seed=3))
+    model.reseed(3)
+    stateful = np_(model.sample(3, 0.8, sampling_state=True))
+    bn = model.decoder_cells[0].branch.bn_in
+    return {
+        'backend': keras.backend.backend(),
+        'settings': model.sampling_settings(),
+        'seed_gap': float(np.abs(stateless - stateful).max()),
+        'state_moved': float(np.abs(np_(bn.sampling_mean - bn.moving_mean)).max()),
+    }
+
+
+def facts_under(backend, facts):
+    """facts() here (TensorFlow) or in a fresh process under the backend."""
+    if backend == 'tensorflow':
+        return facts()
+    code = (
+        f'import json; from tests.unit.test_model_training import {facts.__name__} as f; '
+        'print(json.dumps(f()))'
+    )
+    return backends.run_json_under_backend(code, backend)
 
 
 @pytest.mark.parametrize('backend', ['tensorflow', 'jax'])
 def test_tiny_preset_trains_under_each_backend(backend):
-    result = backends.run_json_under_backend(ONE_STEP, backend)
+    result = facts_under(backend, one_step_facts)
     assert result['backend'] == backend
     assert np.isfinite(result['loss']).all()
     assert result['step'] == 2
@@ -226,28 +251,9 @@ def test_tiny_preset_trains_under_each_backend(backend):
     assert result['kernel_moved'] > 0 and result['u_moved'] > 0 and result['bn_moved'] > 0
 
 
-SAMPLING_STATE = """
-import json
-import keras
-import numpy as np
-from model_code.config import get_config
-from model_code.nvae import NVAE
-model = NVAE(get_config('tiny'))
-model.readjust_bn(num_passes=2, batch_size=2, temperature=0.8)
-stateless = keras.ops.convert_to_numpy(model.sample(3, 0.8, sampling_state=True, seed=3))
-model.reseed(3)
-stateful = keras.ops.convert_to_numpy(model.sample(3, 0.8, sampling_state=True))
-bn = model.decoder_cells[0].branch.bn_in
-print(json.dumps({"backend": keras.backend.backend(), "settings": model.sampling_settings(),
-                  "seed_gap": float(np.abs(stateless - stateful).max()),
-                  "state_moved": float(np.abs(keras.ops.convert_to_numpy(
-                      bn.sampling_mean - bn.moving_mean)).max())}))
-"""
-
-
 @pytest.mark.parametrize('backend', ['tensorflow', 'jax'])
 def test_sampling_state_and_seeds_under_each_backend(backend):
-    result = backends.run_json_under_backend(SAMPLING_STATE, backend)
+    result = facts_under(backend, sampling_state_facts)
     assert result['backend'] == backend
     assert result['settings'] == {'passes': 2, 'batch': 2, 'temperature': pytest.approx(0.8)}
     # sample(seed=s) draws what the model's own stream draws after reseed(s).
