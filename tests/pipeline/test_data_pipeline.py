@@ -134,6 +134,12 @@ def test_anomalies_stop_the_pipeline_before_transform(tmp_path):
             'int_domain { name: "label" min: 0 max: 5 }',
         )
     )
+    arrays = synthetic.write_mnist_idx(str(tmp_path / 'mnist'))
+    assert arrays['train'][1].max() > 5  # some digits out of the narrowed range
     with pytest.raises(Exception, match=r"feature 'label': Out-of-range values"):
-        run_pipeline(tmp_path, SourceOptions(), schema_dir=str(schema_dir))
+        run_pipeline(
+            tmp_path,
+            SourceOptions(source='idx', data_dir=str(tmp_path / 'mnist')),
+            schema_dir=str(schema_dir),
+        )
     assert not os.path.exists(tmp_path / 'root' / 'Transform')
