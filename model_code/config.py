@@ -137,8 +137,8 @@ def official_run(
 
 _PRESETS = {
     # Seconds per step on a CPU; for tests only. One latent scale of two groups: a test's time
-    # goes to tracing the training step, a third of the two-scale model's; the path between
-    # scales is tested on the other presets (tests/unit/test_model_presets.py).
+    # goes to tracing the training step, which grows with every scale (docs/testing.md); the
+    # path between scales is tested on the other presets (tests/unit/test_model_presets.py).
     'tiny': dict(
         num_channels_enc=8,
         num_channels_dec=8,

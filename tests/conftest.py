@@ -36,9 +36,9 @@ def release_memory():
 
 
 def pytest_collection_finish(session):
-    # Every library is imported by now: about a million objects that each of the garbage
-    # collector's full passes (automatic ones while a test traces a model, release_memory's)
-    # would walk again. Frozen, they are left out; a pass takes a fifth of the time.
+    # Every library is imported by now: objects that each of the garbage collector's full
+    # passes (automatic ones while a test traces a model, release_memory's) would walk again.
+    # Frozen, they are left out (docs/testing.md).
     gc.collect()
     gc.freeze()
 

@@ -1,7 +1,6 @@
-"""The paper presets' eager passes (33M and 153M parameters, a minute on 2 cores): outputs,
-latents and samples of the shapes their configurations say. make test checks their parameter
-counts and the same shapes on one, two and three latent scales
-(tests/unit/test_model_presets.py)."""
+"""The paper presets' eager passes (33M and 153M parameters): outputs, latents and samples of the
+shapes their configurations say. make test checks their parameter counts and the same shapes on
+one, two and three latent scales (tests/unit/test_model_presets.py)."""
 
 import pytest
 

@@ -44,7 +44,7 @@ def run_pipeline(
     """Runs the pipeline with LocalDagRunner; returns its ML Metadata path. user_code:
     'installed' (the components import the installed project, as on Airflow and in the image) or
     'module_files' (TFX packages the Transform and Trainer modules as wheels, as run_local does;
-    some ten seconds a run)."""
+    slower, docs/testing.md)."""
     spec = run_spec(
         tmp_path,
         source,
