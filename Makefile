@@ -36,8 +36,9 @@ test-fast: setup lint
 	$(PY) -m pytest -q -n 2 --dist loadfile tests/unit
 
 # tests/extended: the compiled Vertex jobs run whole on a local Cloud Storage, run_local killed
-# and resumed and its cached rerun, two replicas, the multi-process Beam run, the mixed-precision
-# pipelines, the GPU benchmark's JAX side on the CPU: an hour or more on 2 cores.
+# and resumed and its cached rerun, two workers and two replicas, the multi-process Beam run, the
+# mixed-precision pipelines, the paper presets' eager passes, the GPU benchmark's JAX side on the
+# CPU: an hour or more on 2 cores.
 test-extended: setup
 	$(PY) -m pytest -q tests/extended
 

@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 airflow_log=$(mktemp)
 trap 'rm -f "$airflow_log"' EXIT
-.venv-airflow/bin/python -m pytest -q tests/pipeline/test_airflow_dag.py >"$airflow_log" 2>&1 &
+make --no-print-directory test-airflow >"$airflow_log" 2>&1 &
 airflow=$!
 .venv/bin/python -m pytest -q -n 2 --dist loadfile --durations=25 tests/pipeline tests/unit
 status=$?

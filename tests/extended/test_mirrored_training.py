@@ -1,8 +1,8 @@
 """Several replicas in one process: the Trainer's run_fn under MirroredStrategy on a CPU split
 into two logical devices (tests/support/mirrored_worker.py), against one device training on the
-same global batches (the worker, data and settings of
-tests/pipeline/test_multi_worker_training.py). Tens of minutes on 2 cores; make test checks the
-strategy choice (tests/unit/test_training_devices.py)."""
+same global batches (the worker, data and settings of tests/support/training_workers.py). Tens
+of minutes on 2 cores; make test checks the strategy choice (tests/unit/test_training_devices.py).
+"""
 
 import json
 import os
@@ -14,18 +14,24 @@ import tensorflow as tf
 
 from nvae_tfx.evaluation import generative_metrics
 from nvae_tfx.training import export
-from tests.pipeline.test_multi_worker_training import (  # noqa: F401  (transformed: a fixture)
+from tests.support.training_workers import (
     CONFIG,
     STEPS,
+    assert_trained_as_one_device,
     finish,
     start_worker,
-    transformed,
+    transform_digits,
     weights,
 )
 
 
 @pytest.fixture(scope='module')
-def runs(transformed):  # noqa: F811
+def transformed(tmp_path_factory):
+    return transform_digits(tmp_path_factory.mktemp('mirrored'))
+
+
+@pytest.fixture(scope='module')
+def runs(transformed):
     tmp_path = transformed[2]
     single_dir, mirrored_dir = tmp_path / 'single', tmp_path / 'mirrored'
     os.makedirs(mirrored_dir)
@@ -54,11 +60,7 @@ def test_matches_one_device_training_on_the_same_global_batches(runs):
     from one device's, so the weights agree closely."""
     single_dir, single_log, mirrored_dir, _ = runs
     assert 'Training on CPU' in single_log and 'the default strategy, 1 replica(s)' in single_log
-    single = weights(single_dir / 'weights-single-0.npz')
-    mirrored = weights(mirrored_dir / 'weights-single-0.npz')
-    differences = [np.abs(a - b) for a, b in zip(single, mirrored, strict=True)]
-    assert np.mean([d.mean() for d in differences]) < 0.005
-    assert max(d.max() for d in differences) < 0.1
+    assert_trained_as_one_device(single_dir, mirrored_dir / 'weights-single-0.npz')
     with open(mirrored_dir / 'model_run' / 'single-0' / 'training_summary.json') as f:
         assert json.load(f)['steps'] == STEPS
 

@@ -18,3 +18,14 @@ def run_json_under_backend(code: str, backend: str) -> dict:
     )
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def facts_under(backend: str, facts) -> dict:
+    """facts(), a module-level function of a test module returning a JSON object: called here
+    under TensorFlow (the test process's backend), in a fresh process under another backend."""
+    if backend == 'tensorflow':
+        return facts()
+    code = (
+        f'import json; from {facts.__module__} import {facts.__name__} as f; print(json.dumps(f()))'
+    )
+    return run_json_under_backend(code, backend)

@@ -103,8 +103,6 @@ def test_iw_loop_on_tensorflow():
 
 
 def test_iw_loop_on_jax():
-    code = 'import json; from tests.unit.test_iw_likelihood import iw_loop_facts as f; '
-    code += 'print(json.dumps(f()))'
-    facts = backends.run_json_under_backend(code, 'jax')
+    facts = backends.facts_under('jax', iw_loop_facts)
     assert facts['backend'] == 'jax'
     _check(facts)

@@ -59,19 +59,9 @@ def latent_facts() -> dict:
     }
 
 
-JAX_FACTS = (
-    'import json; from tests.unit.test_latent_model import latent_facts as f; '
-    'print(json.dumps(f()))'
-)
-
-
 @pytest.mark.parametrize('backend', ['tensorflow', 'jax'])
 def test_encode_and_decode_agree_with_reconstruct_and_sample(backend):
-    facts = (
-        latent_facts()
-        if backend == 'tensorflow'
-        else backends.run_json_under_backend(JAX_FACTS, 'jax')
-    )
+    facts = backends.facts_under(backend, latent_facts)
     assert facts['backend'] == backend
     # Decoder order, coarsest first: two 8x8 groups, then two 16x16 groups.
     assert facts['shapes'] == facts['latent_shapes'] == [[8, 8, 4]] * 2 + [[16, 16, 4]] * 2

@@ -239,24 +239,13 @@ def sampling_state_facts() -> dict:
     }
 
 
-def facts_under(backend, facts):
-    """facts() here (TensorFlow) or in a fresh process under the backend."""
-    if backend == 'tensorflow':
-        return facts()
-    code = (
-        f'import json; from tests.unit.test_model_training import {facts.__name__} as f; '
-        'print(json.dumps(f()))'
-    )
-    return backends.run_json_under_backend(code, backend)
-
-
 def test_training_moves_the_weights_the_power_iteration_and_batch_norm(trained):
     *_, moved = trained
     assert moved['kernel_moved'] > 0 and moved['u_moved'] > 0 and moved['bn_moved'] > 0
 
 
 def test_tiny_preset_trains_under_jax():
-    result = facts_under('jax', one_step_facts)
+    result = backends.facts_under('jax', one_step_facts)
     assert result['backend'] == 'jax'
     assert np.isfinite(result['loss']).all()
     assert result['step'] == 2
@@ -266,7 +255,7 @@ def test_tiny_preset_trains_under_jax():
 
 @pytest.mark.parametrize('backend', ['tensorflow', 'jax'])
 def test_sampling_state_and_seeds_under_each_backend(backend):
-    result = facts_under(backend, sampling_state_facts)
+    result = backends.facts_under(backend, sampling_state_facts)
     assert result['backend'] == backend
     assert result['settings'] == {'passes': 2, 'batch': 2, 'temperature': pytest.approx(0.8)}
     # sample(seed=s) draws what the model's own stream draws after reseed(s).

@@ -7,7 +7,6 @@ tests/extended/test_multi_worker_training.py (extended)."""
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ import tensorflow as tf
 from nvae_tfx.training import runtime
 from pipeline import configs
 from tests.support.backends import run_json_under_backend
+from tests.support.training_workers import free_ports
 
 TWO_LOGICAL_CPUS = """
 import json
@@ -96,12 +96,7 @@ print(json.dumps({'multi_worker': isinstance(strategy, tf.distribute.MultiWorker
 
 
 def test_a_cluster_of_workers_starts_multi_worker_mirrored_strategy_and_meets():
-    sockets = [socket.socket() for _ in range(2)]
-    for s in sockets:
-        s.bind(('localhost', 0))
-    cluster = {'worker': [f'localhost:{s.getsockname()[1]}' for s in sockets]}
-    for s in sockets:
-        s.close()
+    cluster = {'worker': [f'localhost:{port}' for port in free_ports(2)]}
     workers = [
         subprocess.Popen(
             [sys.executable, '-c', CLUSTER_WORKER],
