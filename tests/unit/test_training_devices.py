@@ -48,7 +48,7 @@ print(json.dumps({'strategy': type(strategy).__name__,
 
 
 def test_plain_cpu_keeps_the_default_strategy_and_the_precision_asked_for(caplog):
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger='absl'):
         strategy = runtime.configure('float32')
         assert strategy is tf.distribute.get_strategy()  # the default, as before
         assert strategy.num_replicas_in_sync == 1

@@ -281,7 +281,7 @@ def test_checkpoint_of_other_model_code_is_not_resumed(tmp_path, monkeypatch, ca
     reason = state.written_by_other_code(model)
     assert 'other model code or configuration' in reason
 
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger='absl'):
         summary = loop.train(
             model, from_start(digits_dataset()), options, state, str(tmp_path / 'logs')
         )
