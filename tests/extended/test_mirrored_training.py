@@ -1,7 +1,8 @@
 """Several replicas in one process: the Trainer's run_fn under MirroredStrategy on a CPU split
 into two logical devices (tests/support/mirrored_worker.py), against one device training on the
-same global batches (the worker, data and settings of tests/support/training_workers.py). Tens
-of minutes on 2 cores; make test checks the strategy choice (tests/unit/test_training_devices.py).
+same global batches (the worker and settings of tests/support/training_workers.py; the data
+and the one-device run, shared with the multi-worker test, of tests/extended/conftest.py). make
+test checks the strategy choice (tests/unit/test_training_devices.py).
 """
 
 import json
@@ -20,26 +21,17 @@ from tests.support.training_workers import (
     assert_trained_as_one_device,
     finish,
     start_worker,
-    transform_digits,
     weights,
 )
 
 
 @pytest.fixture(scope='module')
-def transformed(tmp_path_factory):
-    return transform_digits(tmp_path_factory.mktemp('mirrored'))
-
-
-@pytest.fixture(scope='module')
-def runs(transformed):
-    tmp_path = transformed[2]
-    single_dir, mirrored_dir = tmp_path / 'single', tmp_path / 'mirrored'
+def runs(transformed, single_run):
+    mirrored_dir = transformed[2] / 'mirrored'
     os.makedirs(mirrored_dir)
-    single = start_worker(transformed, single_dir)
-    single_log = finish(single)
     mirrored = start_worker(transformed, mirrored_dir, module='tests.support.mirrored_worker')
     mirrored_log = finish(mirrored, timeout_s=3600)
-    return single_dir, single_log, mirrored_dir, mirrored_log
+    return *single_run, mirrored_dir, mirrored_log
 
 
 def test_replicas_split_the_global_batch_with_synchronized_batch_norm(runs):

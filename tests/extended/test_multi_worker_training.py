@@ -16,22 +16,14 @@ from tests.support.training_workers import (
     finish,
     free_ports,
     start_worker,
-    transform_digits,
     weights,
 )
 
 
 @pytest.fixture(scope='module')
-def transformed(tmp_path_factory):
-    return transform_digits(tmp_path_factory.mktemp('multi_worker'))
-
-
-@pytest.fixture(scope='module')
-def runs(transformed):
-    tmp_path = transformed[2]
-    single_dir, multi_dir = tmp_path / 'single', tmp_path / 'multi'
+def runs(transformed, single_run):
+    multi_dir = transformed[2] / 'multi'
     os.makedirs(multi_dir)
-    single_log = finish(start_worker(transformed, single_dir))
     cluster = {'worker': [f'localhost:{port}' for port in free_ports(2)]}
     workers = [
         start_worker(
@@ -40,7 +32,7 @@ def runs(transformed):
         for i in range(2)
     ]
     logs = [finish(w) for w in workers]
-    return single_dir, single_log, multi_dir, logs
+    return *single_run, multi_dir, logs
 
 
 def test_workers_train_in_sync_to_identical_weights(runs):
